@@ -1,0 +1,88 @@
+/* bs-config.c: read and check environment variables; errors name the variable. */
+#include "bs-config.h"
+
+#include "bs-error.h"
+
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+
+gboolean
+bs_config_get_string (const char *name, const char *fallback, char **out, GError **error)
+{
+  const char *value = g_getenv (name);
+  g_autofree char *stripped = NULL;
+
+  if (value != NULL)
+    stripped = g_strstrip (g_strdup (value));
+  if (stripped == NULL || *stripped == '\0')
+    {
+      if (fallback == NULL)
+        {
+          g_set_error (error, BS_ERROR, BS_ERROR_CONFIG, "%s is required but not set", name);
+          return FALSE;
+        }
+      *out = g_strdup (fallback);
+      return TRUE;
+    }
+  *out = g_steal_pointer (&stripped);
+  return TRUE;
+}
+
+gboolean
+bs_config_get_uint (const char *name, guint fallback, guint min, guint max, guint *out,
+                    GError **error)
+{
+  const char *value = g_getenv (name);
+  guint64 parsed = 0;
+  g_autoptr (GError) local_error = NULL;
+
+  if (value == NULL || *value == '\0')
+    {
+      *out = fallback;
+      return TRUE;
+    }
+  if (!g_ascii_string_to_unsigned (value, 10, min, max, &parsed, &local_error))
+    {
+      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG,
+                   "%s=\"%s\" is invalid: expected an integer from %u to %u", name, value, min,
+                   max);
+      return FALSE;
+    }
+  *out = (guint) parsed;
+  return TRUE;
+}
+
+gboolean
+bs_config_get_port (const char *name, guint16 fallback, guint16 *out, GError **error)
+{
+  guint port = 0;
+
+  if (!bs_config_get_uint (name, fallback, 1, 65535, &port, error))
+    return FALSE;
+  *out = (guint16) port;
+  return TRUE;
+}
+
+gboolean
+bs_config_get_pg_dsn (const char *name, char **out, GError **error)
+{
+  g_autofree char *dsn = NULL;
+  char *errmsg = NULL;
+  PQconninfoOption *options = NULL;
+
+  if (!bs_config_get_string (name, NULL, &dsn, error))
+    return FALSE;
+  options = PQconninfoParse (dsn, &errmsg);
+  if (options == NULL)
+    {
+      g_autofree char *reason = g_strdup (errmsg != NULL ? g_strstrip (errmsg) : "out of memory");
+      PQfreemem (errmsg);
+      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG, "%s is not a valid PostgreSQL DSN: %s",
+                   name, reason);
+      return FALSE;
+    }
+  PQconninfoFree (options);
+  *out = g_steal_pointer (&dsn);
+  return TRUE;
+}

@@ -1,0 +1,726 @@
+/* bs-db.c: connections are state machines driven by GLib fd watches:
+ *   DOWN --timer--> CONNECTING --PQconnectPoll OK--> PREPARING --> IDLE <--> BUSY
+ * and any failure goes back to DOWN with exponential backoff. Nothing here
+ * blocks: PQconnectStartParams, PQsendPrepare, PQsendQueryPrepared,
+ * PQconsumeInput and PQflush only. */
+#include "bs-db.h"
+
+#include "bs-error.h"
+
+#include <glib-unix.h>
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define CONNECT_TIMEOUT_MS 5000
+
+typedef enum
+{
+  CONN_DOWN,
+  CONN_CONNECTING,
+  CONN_PREPARING,
+  CONN_IDLE,
+  CONN_BUSY,
+  N_CONN_STATES
+} ConnState;
+
+static const char *const conn_state_names[] = { "down", "connecting", "preparing", "idle",
+                                                "busy" };
+
+typedef struct
+{
+  char *statement;
+  char **params; /* n_params entries, each may be NULL */
+  guint n_params;
+  gint64 enqueued_us;
+  guint timeout_id;
+  BsDbPool *pool;
+  struct _Conn *conn; /* while running */
+} Query;
+
+typedef struct _Conn
+{
+  BsDbPool *pool;
+  PGconn *pg;
+  ConnState state;
+  guint watch_id;
+  int watch_fd;
+  GIOCondition watch_cond;
+  guint timer_id; /* reconnect backoff or connect timeout */
+  guint backoff_ms;
+  guint prepare_index;
+  GTask *task;      /* the query running here */
+  PGresult *result; /* its result so far */
+} Conn;
+
+struct _BsDbPool
+{
+  char *dsn;
+  GArray *statements; /* BsDbStatement: the caller's, then bs_ping, then { NULL } */
+  BsDbOptions options;
+  char *application_name;
+  Conn *conns;
+  GQueue waiting; /* GTask */
+  gboolean started;
+  gboolean last_connect_failed;
+  guint n_connected;
+  BsMetricFamily *connections_gauge;
+  BsMetricFamily *waiting_gauge;
+  BsMetricFamily *queries_total;
+  BsMetricFamily *query_duration;
+};
+
+static void conn_connect (Conn *conn);
+static void conn_dispatch (Conn *conn);
+static void pool_dispatch (BsDbPool *pool);
+
+void
+bs_db_options_init_default (BsDbOptions *options)
+{
+  options->size = 4;
+  options->query_timeout_ms = 5000;
+  options->max_waiting = 1024;
+  options->application_name = "bookstore";
+}
+
+void
+bs_db_connect_params_init (BsDbConnectParams *params, const char *dsn,
+                           const char *application_name)
+{
+  static const char *const keywords[] = { "keepalives",       "keepalives_idle", "keepalives_interval",
+                                          "keepalives_count", "tcp_user_timeout", "connect_timeout",
+                                          "application_name", "dbname",          NULL };
+  const char *values[] = { "1", "10", "3", "3", "9000", "5", application_name, dsn, NULL };
+
+  G_STATIC_ASSERT (G_N_ELEMENTS (keywords) <= G_N_ELEMENTS (params->keywords));
+  for (gsize i = 0; i < G_N_ELEMENTS (keywords); i++)
+    {
+      params->keywords[i] = keywords[i];
+      params->values[i] = values[i];
+    }
+}
+
+static void
+query_free (gpointer data)
+{
+  Query *query = data;
+
+  g_clear_handle_id (&query->timeout_id, g_source_remove);
+  g_free (query->statement);
+  for (guint i = 0; i < query->n_params; i++)
+    g_free (query->params[i]);
+  g_free (query->params);
+  g_free (query);
+}
+
+static void
+count_query (BsDbPool *pool, const char *outcome)
+{
+  bs_metric_inc (pool->queries_total, (const char *const[]){ outcome, NULL }, 1);
+}
+
+/* ---- connection watch ---------------------------------------------------- */
+
+static gboolean conn_on_io (int fd, GIOCondition condition, gpointer user_data);
+
+static void
+conn_unwatch (Conn *conn)
+{
+  g_clear_handle_id (&conn->watch_id, g_source_remove);
+  conn->watch_fd = -1;
+}
+
+/* (Re)arm the watch on the connection's current socket: PQsocket can change
+ * during connection, and a stale watch on a closed fd spins. */
+static void
+conn_watch (Conn *conn, GIOCondition cond)
+{
+  int fd = PQsocket (conn->pg);
+
+  if (conn->watch_id != 0 && conn->watch_fd == fd && conn->watch_cond == cond)
+    return;
+  conn_unwatch (conn);
+  if (fd < 0)
+    return;
+  conn->watch_fd = fd;
+  conn->watch_cond = cond;
+  conn->watch_id = g_unix_fd_add (fd, cond | G_IO_ERR | G_IO_HUP, conn_on_io, conn);
+}
+
+static void
+pool_update_connected (BsDbPool *pool)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < pool->options.size; i++)
+    if (pool->conns[i].state == CONN_IDLE || pool->conns[i].state == CONN_BUSY)
+      n++;
+  if (n > 0 && pool->n_connected == 0)
+    g_message ("database connected (%u of %u connections)", n, pool->options.size);
+  else if (n == 0 && pool->n_connected > 0)
+    g_warning ("database connection lost; reconnecting");
+  pool->n_connected = n;
+}
+
+/* Fail the running query (if any) and every waiting query when nothing is up. */
+static void
+conn_fail_task (Conn *conn, int code, const char *message)
+{
+  GTask *task = g_steal_pointer (&conn->task);
+
+  g_clear_pointer (&conn->result, PQclear);
+  if (task == NULL)
+    return;
+  ((Query *) g_task_get_task_data (task))->conn = NULL;
+  count_query (conn->pool, code == BS_ERROR_TIMEOUT ? "timeout" : "unavailable");
+  g_task_return_new_error (task, BS_ERROR, code, "%s", message);
+  g_object_unref (task);
+}
+
+static void
+pool_fail_waiting (BsDbPool *pool)
+{
+  GTask *task;
+
+  while ((task = g_queue_pop_head (&pool->waiting)) != NULL)
+    {
+      count_query (pool, "unavailable");
+      g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE, "database unavailable");
+      g_object_unref (task);
+    }
+}
+
+static gboolean
+conn_retry_cb (gpointer user_data)
+{
+  Conn *conn = user_data;
+
+  conn->timer_id = 0;
+  conn_connect (conn);
+  return G_SOURCE_REMOVE;
+}
+
+/* Drop the connection and try again after a backoff. */
+static void
+conn_reset (Conn *conn, const char *why)
+{
+  BsDbPool *pool = conn->pool;
+  gboolean was_connecting = conn->state == CONN_CONNECTING || conn->state == CONN_PREPARING;
+
+  g_debug ("database connection %u: %s", (guint) (conn - pool->conns), why);
+  conn_unwatch (conn);
+  g_clear_handle_id (&conn->timer_id, g_source_remove);
+  g_clear_pointer (&conn->pg, PQfinish);
+  conn_fail_task (conn, BS_ERROR_UNAVAILABLE, "database connection lost");
+  conn->state = CONN_DOWN;
+  if (was_connecting)
+    {
+      if (!pool->last_connect_failed)
+        g_warning ("cannot connect to the database: %s", why);
+      pool->last_connect_failed = TRUE;
+      conn->backoff_ms = CLAMP (conn->backoff_ms * 2, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+    }
+  else
+    conn->backoff_ms = BACKOFF_MIN_MS;
+  pool_update_connected (pool);
+  if (pool->n_connected == 0 && pool->last_connect_failed)
+    pool_fail_waiting (pool);
+  conn->timer_id = g_timeout_add (g_random_int_range ((gint32) conn->backoff_ms / 2,
+                                                      (gint32) conn->backoff_ms + 1),
+                                  conn_retry_cb, conn);
+}
+
+static char *
+conn_error_message (Conn *conn)
+{
+  const char *msg = conn->pg != NULL ? PQerrorMessage (conn->pg) : NULL;
+  char *copy = g_strdup (msg != NULL && *msg != '\0' ? msg : "unknown error");
+
+  return g_strstrip (copy);
+}
+
+/* ---- connecting and preparing ------------------------------------------- */
+
+static void
+conn_prepare_next (Conn *conn)
+{
+  const BsDbStatement *st
+      = &g_array_index (conn->pool->statements, BsDbStatement, conn->prepare_index);
+
+  if (st->name == NULL)
+    {
+      conn->state = CONN_IDLE;
+      conn->backoff_ms = 0;
+      conn->pool->last_connect_failed = FALSE;
+      pool_update_connected (conn->pool);
+      conn_dispatch (conn);
+      return;
+    }
+  if (!PQsendPrepare (conn->pg, st->name, st->sql, 0, NULL))
+    {
+      g_autofree char *why = conn_error_message (conn);
+      conn_reset (conn, why);
+      return;
+    }
+  conn_watch (conn, PQflush (conn->pg) == 1 ? G_IO_IN | G_IO_OUT : G_IO_IN);
+}
+
+static gboolean
+conn_timeout_connect_cb (gpointer user_data)
+{
+  Conn *conn = user_data;
+
+  conn->timer_id = 0;
+  conn_reset (conn, "timed out connecting");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+conn_connect (Conn *conn)
+{
+  BsDbPool *pool = conn->pool;
+  BsDbConnectParams params;
+
+  bs_db_connect_params_init (&params, pool->dsn, pool->application_name);
+  conn->pg = PQconnectStartParams (params.keywords, params.values, 1);
+  conn->state = CONN_CONNECTING;
+  if (conn->pg == NULL || PQstatus (conn->pg) == CONNECTION_BAD)
+    {
+      g_autofree char *why = conn_error_message (conn);
+      conn_reset (conn, why);
+      return;
+    }
+  conn->timer_id = g_timeout_add (CONNECT_TIMEOUT_MS, conn_timeout_connect_cb, conn);
+  conn_watch (conn, G_IO_OUT); /* PQconnectPoll starts as if PGRES_POLLING_WRITING */
+}
+
+static void
+conn_poll_connect (Conn *conn)
+{
+  switch (PQconnectPoll (conn->pg))
+    {
+      case PGRES_POLLING_READING:
+        conn_watch (conn, G_IO_IN);
+        break;
+      case PGRES_POLLING_WRITING:
+        conn_watch (conn, G_IO_OUT);
+        break;
+      case PGRES_POLLING_OK:
+        g_clear_handle_id (&conn->timer_id, g_source_remove);
+        if (PQsetnonblocking (conn->pg, 1) != 0)
+          {
+            g_autofree char *why = conn_error_message (conn);
+            conn_reset (conn, why);
+            return;
+          }
+        conn->state = CONN_PREPARING;
+        conn->prepare_index = 0;
+        conn_prepare_next (conn);
+        break;
+      case PGRES_POLLING_FAILED:
+      default:
+        {
+          g_autofree char *why = conn_error_message (conn);
+          conn_reset (conn, why);
+        }
+        break;
+    }
+}
+
+/* ---- running queries ---------------------------------------------------- */
+
+static GError *
+error_from_result (const PGresult *result)
+{
+  const char *sqlstate = PQresultErrorField (result, PG_DIAG_SQLSTATE);
+  const char *primary = PQresultErrorField (result, PG_DIAG_MESSAGE_PRIMARY);
+  BsErrorCode code = bs_error_code_from_sqlstate (sqlstate);
+
+  return g_error_new (BS_ERROR, code, "database error %s: %s", sqlstate != NULL ? sqlstate : "?",
+                      primary != NULL ? primary : PQresultErrorMessage (result));
+}
+
+static void
+conn_complete_query (Conn *conn)
+{
+  BsDbPool *pool = conn->pool;
+  g_autoptr (GTask) task = g_steal_pointer (&conn->task);
+  PGresult *result = g_steal_pointer (&conn->result);
+  Query *query = g_task_get_task_data (task);
+  ExecStatusType status = result != NULL ? PQresultStatus (result) : PGRES_FATAL_ERROR;
+
+  query->conn = NULL;
+  g_clear_handle_id (&query->timeout_id, g_source_remove);
+  bs_metric_observe (pool->query_duration, NULL,
+                     (double) (g_get_monotonic_time () - query->enqueued_us) / G_USEC_PER_SEC);
+  conn->state = CONN_IDLE;
+
+  if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
+    {
+      count_query (pool, "ok");
+      g_task_return_pointer (task, result, (GDestroyNotify) PQclear);
+    }
+  else if (result == NULL)
+    {
+      count_query (pool, "error");
+      g_task_return_new_error (task, BS_ERROR, BS_ERROR_INTERNAL, "query returned no result");
+    }
+  else
+    {
+      count_query (pool, "error");
+      g_task_return_error (task, error_from_result (result));
+      PQclear (result);
+    }
+  conn_dispatch (conn);
+}
+
+static void
+conn_read_results (Conn *conn)
+{
+  if (!PQconsumeInput (conn->pg))
+    {
+      g_autofree char *why = conn_error_message (conn);
+      conn_reset (conn, why);
+      return;
+    }
+  while (!PQisBusy (conn->pg))
+    {
+      PGresult *result = PQgetResult (conn->pg);
+      if (result == NULL)
+        {
+          if (conn->state == CONN_PREPARING)
+            {
+              g_autoptr (PGresult) prep = g_steal_pointer (&conn->result);
+              if (prep == NULL || PQresultStatus (prep) != PGRES_COMMAND_OK)
+                {
+                  g_autofree char *why = g_strdup_printf (
+                      "preparing %s: %s",
+                      g_array_index (conn->pool->statements, BsDbStatement, conn->prepare_index).name,
+                      prep != NULL ? PQresultErrorMessage (prep) : "no result");
+                  conn_reset (conn, g_strstrip (why));
+                  return;
+                }
+              conn->prepare_index++;
+              conn_prepare_next (conn);
+            }
+          else if (conn->state == CONN_BUSY)
+            conn_complete_query (conn);
+          return;
+        }
+      /* keep the first error, or else the last result */
+      if (conn->result != NULL && PQresultStatus (conn->result) == PGRES_FATAL_ERROR)
+        PQclear (result);
+      else
+        {
+          g_clear_pointer (&conn->result, PQclear);
+          conn->result = result;
+        }
+    }
+  conn_watch (conn, G_IO_IN);
+}
+
+static gboolean
+conn_on_io (int fd, GIOCondition condition, gpointer user_data)
+{
+  Conn *conn = user_data;
+
+  switch (conn->state)
+    {
+      case CONN_CONNECTING:
+        conn->watch_id = 0; /* PQconnectPoll decides the next watch */
+        conn_poll_connect (conn);
+        return G_SOURCE_REMOVE;
+      case CONN_PREPARING:
+      case CONN_BUSY:
+        if (condition & G_IO_OUT)
+          {
+            int flushed = PQflush (conn->pg);
+            if (flushed < 0)
+              {
+                g_autofree char *why = conn_error_message (conn);
+                conn_reset (conn, why);
+                return G_SOURCE_REMOVE;
+              }
+            if (flushed == 0)
+              {
+                conn->watch_id = 0;
+                conn_watch (conn, G_IO_IN);
+                return G_SOURCE_REMOVE;
+              }
+          }
+        if (condition & (G_IO_IN | G_IO_ERR | G_IO_HUP))
+          {
+            guint id = conn->watch_id;
+            conn_read_results (conn);
+            /* conn_read_results may have replaced or removed our watch */
+            return conn->watch_id == id ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+          }
+        return G_SOURCE_CONTINUE;
+      case CONN_IDLE:
+        /* an idle connection that becomes readable: notice, or the server died */
+        if (!PQconsumeInput (conn->pg) || PQstatus (conn->pg) != CONNECTION_OK)
+          {
+            g_autofree char *why = conn_error_message (conn);
+            conn->watch_id = 0;
+            conn_reset (conn, why);
+            return G_SOURCE_REMOVE;
+          }
+        {
+          PGnotify *notify;
+          while ((notify = PQnotifies (conn->pg)) != NULL)
+            PQfreemem (notify);
+        }
+        return G_SOURCE_CONTINUE;
+      case CONN_DOWN:
+      default:
+        conn->watch_id = 0;
+        return G_SOURCE_REMOVE;
+    }
+}
+
+static void
+conn_dispatch (Conn *conn)
+{
+  BsDbPool *pool = conn->pool;
+  GTask *task;
+
+  while (conn->state == CONN_IDLE && (task = g_queue_pop_head (&pool->waiting)) != NULL)
+    {
+      Query *query = g_task_get_task_data (task);
+
+      if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
+        {
+          count_query (pool, "cancelled");
+          g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled");
+          g_object_unref (task);
+          continue;
+        }
+      if (!PQsendQueryPrepared (conn->pg, query->statement, (int) query->n_params,
+                                (const char *const *) query->params, NULL, NULL, 0))
+        {
+          g_autofree char *why = conn_error_message (conn);
+          g_queue_push_head (&pool->waiting, task); /* another connection may take it */
+          conn_reset (conn, why);
+          pool_dispatch (pool);
+          return;
+        }
+      conn->task = task;
+      query->conn = conn;
+      conn->state = CONN_BUSY;
+      conn_watch (conn, PQflush (conn->pg) == 1 ? G_IO_IN | G_IO_OUT : G_IO_IN);
+    }
+  if (conn->state == CONN_IDLE)
+    conn_watch (conn, G_IO_IN);
+}
+
+static void
+pool_dispatch (BsDbPool *pool)
+{
+  for (guint i = 0; i < pool->options.size && !g_queue_is_empty (&pool->waiting); i++)
+    if (pool->conns[i].state == CONN_IDLE)
+      conn_dispatch (&pool->conns[i]);
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+static void
+collect_metrics (BsMetrics *metrics, gpointer user_data)
+{
+  BsDbPool *pool = user_data;
+  guint counts[N_CONN_STATES] = { 0 };
+
+  for (guint i = 0; i < pool->options.size; i++)
+    counts[pool->conns[i].state]++;
+  for (guint s = 0; s < N_CONN_STATES; s++)
+    bs_metric_set (pool->connections_gauge, (const char *const[]){ conn_state_names[s], NULL },
+                   counts[s]);
+  bs_metric_set (pool->waiting_gauge, NULL, g_queue_get_length (&pool->waiting));
+}
+
+BsDbPool *
+bs_db_pool_new (const char *dsn, const BsDbStatement *statements, const BsDbOptions *options,
+                BsMetrics *metrics)
+{
+  BsDbPool *pool = g_new0 (BsDbPool, 1);
+  BsMetricFamily *max_conns;
+
+  static const BsDbStatement ping = { "bs_ping", "SELECT 1" };
+  static const BsDbStatement end = { NULL, NULL };
+
+  pool->dsn = g_strdup (dsn);
+  pool->statements = g_array_new (FALSE, FALSE, sizeof (BsDbStatement));
+  for (const BsDbStatement *st = statements; st != NULL && st->name != NULL; st++)
+    g_array_append_val (pool->statements, *st);
+  g_array_append_val (pool->statements, ping);
+  g_array_append_val (pool->statements, end);
+  if (options != NULL)
+    pool->options = *options;
+  else
+    bs_db_options_init_default (&pool->options);
+  pool->options.size = MAX (pool->options.size, 1);
+  pool->application_name = g_strdup (pool->options.application_name != NULL
+                                         ? pool->options.application_name
+                                         : "bookstore");
+  pool->conns = g_new0 (Conn, pool->options.size);
+  for (guint i = 0; i < pool->options.size; i++)
+    {
+      pool->conns[i].pool = pool;
+      pool->conns[i].watch_fd = -1;
+    }
+  g_queue_init (&pool->waiting);
+
+  pool->connections_gauge = bs_metrics_gauge (metrics, "db_pool_connections",
+                                              "Database connections in the pool, by state.",
+                                              (const char *const[]){ "state", NULL });
+  max_conns = bs_metrics_gauge (metrics, "db_pool_max_connections",
+                                "Configured size of the database pool.", NULL);
+  bs_metric_set (max_conns, NULL, pool->options.size);
+  pool->waiting_gauge = bs_metrics_gauge (metrics, "db_pool_waiting_queries",
+                                          "Queries waiting for a free connection.", NULL);
+  pool->queries_total = bs_metrics_counter (metrics, "db_queries_total",
+                                            "Database queries, by outcome.",
+                                            (const char *const[]){ "outcome", NULL });
+  pool->query_duration = bs_metrics_histogram (
+      metrics, "db_query_duration_seconds",
+      "Time from queueing a query to its result, including waiting for a connection.", NULL,
+      bs_metrics_latency_buckets, bs_metrics_n_latency_buckets);
+  bs_metrics_add_collector (metrics, collect_metrics, pool, NULL);
+  return pool;
+}
+
+void
+bs_db_pool_start (BsDbPool *pool)
+{
+  if (pool->started)
+    return;
+  pool->started = TRUE;
+  for (guint i = 0; i < pool->options.size; i++)
+    conn_connect (&pool->conns[i]);
+}
+
+gboolean
+bs_db_pool_is_connected (BsDbPool *pool)
+{
+  return pool->n_connected > 0;
+}
+
+void
+bs_db_pool_free (BsDbPool *pool)
+{
+  if (pool == NULL)
+    return;
+  for (guint i = 0; i < pool->options.size; i++)
+    {
+      Conn *conn = &pool->conns[i];
+      conn_unwatch (conn);
+      g_clear_handle_id (&conn->timer_id, g_source_remove);
+      conn_fail_task (conn, BS_ERROR_UNAVAILABLE, "shutting down");
+      g_clear_pointer (&conn->pg, PQfinish);
+    }
+  pool_fail_waiting (pool);
+  g_free (pool->conns);
+  g_array_unref (pool->statements);
+  g_free (pool->dsn);
+  g_free (pool->application_name);
+  g_free (pool);
+}
+
+static gboolean
+query_timeout_cb (gpointer user_data)
+{
+  GTask *task = user_data;
+  Query *query = g_task_get_task_data (task);
+  BsDbPool *pool = query->pool;
+
+  query->timeout_id = 0;
+  if (query->conn != NULL)
+    {
+      /* running: the connection's state is unknown; drop it, fail the query */
+      Conn *conn = query->conn;
+      conn_fail_task (conn, BS_ERROR_TIMEOUT, "database query timed out");
+      conn_reset (conn, "query timed out");
+      return G_SOURCE_REMOVE;
+    }
+  if (g_queue_remove (&pool->waiting, task))
+    {
+      count_query (pool, "timeout");
+      g_task_return_new_error (task, BS_ERROR, BS_ERROR_TIMEOUT,
+                               "timed out waiting for a database connection");
+      g_object_unref (task);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+void
+bs_db_pool_query_async (BsDbPool *pool, const char *statement, const char *const *params,
+                        guint n_params, guint timeout_ms, GCancellable *cancellable,
+                        GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  Query *query = g_new0 (Query, 1);
+
+  query->pool = pool; /* the pool is not a GObject, so not the task's source object */
+  g_task_set_source_tag (task, bs_db_pool_query_async);
+  query->statement = g_strdup (statement);
+  query->n_params = n_params;
+  query->params = g_new0 (char *, MAX (n_params, 1));
+  for (guint i = 0; i < n_params; i++)
+    query->params[i] = g_strdup (params[i]);
+  query->enqueued_us = g_get_monotonic_time ();
+  g_task_set_task_data (task, query, query_free);
+
+  if (!pool->started || (pool->n_connected == 0 && pool->last_connect_failed))
+    {
+      count_query (pool, "unavailable");
+      g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE,
+                               pool->started ? "database unavailable" : "database not ready");
+      return;
+    }
+  if (g_queue_get_length (&pool->waiting) >= pool->options.max_waiting)
+    {
+      count_query (pool, "unavailable");
+      g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE,
+                               "database busy: too many queries waiting");
+      return;
+    }
+  query->timeout_id = g_timeout_add (timeout_ms > 0 ? timeout_ms : pool->options.query_timeout_ms,
+                                     query_timeout_cb, task);
+  g_queue_push_tail (&pool->waiting, g_steal_pointer (&task));
+  pool_dispatch (pool);
+}
+
+PGresult *
+bs_db_pool_query_finish (BsDbPool *pool, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+ping_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = bs_db_pool_query_finish (g_task_get_task_data (task), result,
+                                                      &error);
+
+  if (res == NULL)
+    g_task_return_error (task, g_steal_pointer (&error));
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+void
+bs_db_pool_ping_async (BsDbPool *pool, guint timeout_ms, GCancellable *cancellable,
+                       GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task = g_task_new (NULL, cancellable, callback, user_data);
+
+  g_task_set_task_data (task, pool, NULL);
+  bs_db_pool_query_async (pool, "bs_ping", NULL, 0, timeout_ms, cancellable, ping_done, task);
+}
+
+gboolean
+bs_db_pool_ping_finish (BsDbPool *pool, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}

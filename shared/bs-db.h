@@ -1,0 +1,72 @@
+/* bs-db.h: a small pool of non-blocking libpq connections on the main loop. */
+#pragma once
+
+#include "bs-metrics.h"
+
+#include <gio/gio.h>
+#include <libpq-fe.h>
+
+G_BEGIN_DECLS
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PGresult, PQclear)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PGconn, PQfinish)
+
+/* A statement prepared on every connection of the pool. */
+typedef struct
+{
+  const char *name;
+  const char *sql;
+} BsDbStatement;
+
+typedef struct
+{
+  guint size;             /* connections; default 4 */
+  guint query_timeout_ms; /* from enqueue to result; default 5000 */
+  guint max_waiting;      /* queued queries before new ones fail; default 1024 */
+  const char *application_name;
+} BsDbOptions;
+
+typedef struct _BsDbPool BsDbPool;
+
+void bs_db_options_init_default (BsDbOptions *options);
+
+/* @statements ends with a { NULL, NULL } entry and must outlive the pool.
+ * Gauges and counters of the pool are added to @metrics. */
+BsDbPool *bs_db_pool_new (const char *dsn, const BsDbStatement *statements,
+                          const BsDbOptions *options, BsMetrics *metrics);
+void bs_db_pool_free (BsDbPool *pool);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsDbPool, bs_db_pool_free)
+
+/* Start connecting (and keep reconnecting with backoff). Until then every
+ * query fails at once with BS_ERROR_UNAVAILABLE. */
+void bs_db_pool_start (BsDbPool *pool);
+
+/* TRUE when at least one connection is up. */
+gboolean bs_db_pool_is_connected (BsDbPool *pool);
+
+/* Run prepared statement @statement with text parameters (NULL is SQL NULL).
+ * @timeout_ms 0 means the pool's default. Errors: BS_ERROR_UNAVAILABLE
+ * (no database), BS_ERROR_TIMEOUT, or one mapped from the SQLSTATE. */
+void bs_db_pool_query_async (BsDbPool *pool, const char *statement, const char *const *params,
+                             guint n_params, guint timeout_ms, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data);
+PGresult *bs_db_pool_query_finish (BsDbPool *pool, GAsyncResult *result, GError **error);
+
+/* "SELECT 1" with a short deadline, for health checks. */
+void bs_db_pool_ping_async (BsDbPool *pool, guint timeout_ms, GCancellable *cancellable,
+                            GAsyncReadyCallback callback, gpointer user_data);
+gboolean bs_db_pool_ping_finish (BsDbPool *pool, GAsyncResult *result, GError **error);
+
+/* libpq keyword/value arrays: our connection defaults (TCP keepalives, a user
+ * timeout, connect_timeout, application_name) first, then @dsn expanded, so
+ * anything the DSN sets wins. Borrowed strings; used by pool and migrations. */
+typedef struct
+{
+  const char *keywords[10];
+  const char *values[10];
+} BsDbConnectParams;
+
+void bs_db_connect_params_init (BsDbConnectParams *params, const char *dsn,
+                                const char *application_name);
+
+G_END_DECLS

@@ -1,0 +1,38 @@
+/* bs-error.h: the one error domain of Bookstore, and its mapping to HTTP. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define BS_ERROR (bs_error_quark ())
+
+typedef enum
+{
+  BS_ERROR_VALIDATION,             /* 400 VALIDATION_ERROR */
+  BS_ERROR_MALFORMED_JSON,         /* 400 MALFORMED_JSON */
+  BS_ERROR_NOT_FOUND,              /* 404 NOT_FOUND */
+  BS_ERROR_METHOD_NOT_ALLOWED,     /* 405 METHOD_NOT_ALLOWED */
+  BS_ERROR_CONFLICT,               /* 409 CONFLICT */
+  BS_ERROR_GONE,                   /* 410 GONE */
+  BS_ERROR_PAYLOAD_TOO_LARGE,      /* 413 PAYLOAD_TOO_LARGE */
+  BS_ERROR_UNSUPPORTED_MEDIA_TYPE, /* 415 UNSUPPORTED_MEDIA_TYPE */
+  BS_ERROR_INTERNAL,               /* 500 INTERNAL_ERROR */
+  BS_ERROR_UNAVAILABLE,            /* 503 SERVICE_UNAVAILABLE */
+  BS_ERROR_TIMEOUT,                /* 503 TIMEOUT */
+  BS_ERROR_RETRY,                  /* 503 RETRY (serialization failure, deadlock) */
+  BS_ERROR_CONFIG,                 /* bad configuration; never sent over HTTP */
+} BsErrorCode;
+
+GQuark bs_error_quark (void);
+
+/* HTTP status for an error; errors of other domains are 500. */
+guint bs_error_http_status (const GError *error);
+
+/* Stable machine-readable code for the JSON body ("VALIDATION_ERROR", ...). */
+const char *bs_error_code_name (const GError *error);
+
+/* Map a PostgreSQL SQLSTATE to our error codes (23505 → CONFLICT, ...). */
+BsErrorCode bs_error_code_from_sqlstate (const char *sqlstate);
+
+G_END_DECLS

@@ -1,0 +1,479 @@
+/* bs-http-server.c: SoupServer plus the limits libsoup 3.2 leaves to us:
+ * our own listen backlog, a body cap, a deadline on reading each request
+ * (which also closes idle keep-alive sockets), access records and metrics. */
+#include "bs-http-server.h"
+
+#include "bs-build-config.h"
+#include "bs-error.h"
+#include "bs-json.h"
+#include "bs-log.h"
+#include "bs-request-id.h"
+#include "bs-request-private.h"
+#include "bs-systemd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define REQUEST_DATA_KEY "bs-request"
+#define WATCHDOG_USER_AGENT "bookstore-watchdog"
+
+struct _BsHttpServer
+{
+  SoupServer *soup;
+  BsRouter *router;
+  BsHttpLimits limits;
+  GHashTable *live; /* BsRequest* set: every message libsoup is reading or answering */
+  guint reaper_id;
+  GSocket *listen_socket;
+  guint16 port;
+  gboolean socket_activated;
+  gboolean draining;
+  guint in_flight;
+  BsMetricFamily *requests_total;
+  BsMetricFamily *request_duration;
+  BsMetricFamily *in_flight_gauge;
+};
+
+typedef struct
+{
+  BsHttpServer *server; /* NULL once the server is gone */
+  BsRequest *request;
+} RequestLink;
+
+void
+bs_http_limits_init_default (BsHttpLimits *limits)
+{
+  limits->max_body_bytes = BS_HTTP_DEFAULT_MAX_BODY;
+  limits->request_timeout_ms = BS_HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
+  limits->listen_backlog = BS_HTTP_DEFAULT_BACKLOG;
+}
+
+static BsRequest *
+request_for (SoupServerMessage *msg)
+{
+  RequestLink *link = g_object_get_data (G_OBJECT (msg), REQUEST_DATA_KEY);
+
+  return link != NULL ? link->request : NULL;
+}
+
+static void
+request_link_free (gpointer data)
+{
+  RequestLink *link = data;
+
+  if (link->server != NULL)
+    g_hash_table_remove (link->server->live, link);
+  link->request->msg = NULL;
+  bs_request_unref (link->request);
+  g_free (link);
+}
+
+/* Reply from inside the server (no handler ran): JSON error, status, body. */
+static void
+set_error_response (SoupServerMessage *msg, int code, const char *message)
+{
+  g_autoptr (GError) error = g_error_new_literal (BS_ERROR, code, message);
+  g_autoptr (JsonNode) body = bs_error_body_new (error);
+  gsize len = 0;
+  g_autofree char *text = bs_json_to_string (body, &len);
+
+  soup_server_message_set_status (msg, bs_error_http_status (error), NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, text, len);
+}
+
+static void
+reject_too_large (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request)
+{
+  g_autofree char *message
+      = g_strdup_printf ("request body is larger than %" G_GSIZE_FORMAT " bytes",
+                         server->limits.max_body_bytes);
+
+  request->too_large = TRUE;
+  /* Keep reading (and discarding) the body so the client sees the 413, but
+   * stop buffering it; the request deadline bounds how long that can take. */
+  soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection",
+                                "close");
+  set_error_response (msg, BS_ERROR_PAYLOAD_TOO_LARGE, message);
+}
+
+static void
+got_headers_cb (SoupServerMessage *msg, gpointer user_data)
+{
+  BsHttpServer *server = user_data;
+  BsRequest *request = request_for (msg);
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  goffset length;
+
+  if (request == NULL)
+    return;
+  request->started_us = g_get_monotonic_time ();
+  request->request_id = bs_request_id_from_header (soup_message_headers_get_one (headers,
+                                                                                 "X-Request-ID"));
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "X-Request-ID",
+                                request->request_id);
+
+  length = soup_message_headers_get_content_length (headers);
+  if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH
+      && (guint64) length > server->limits.max_body_bytes)
+    reject_too_large (server, msg, request);
+}
+
+static void
+got_chunk_cb (SoupServerMessage *msg, GBytes *chunk, gpointer user_data)
+{
+  BsHttpServer *server = user_data;
+  BsRequest *request = request_for (msg);
+
+  if (request == NULL || request->too_large)
+    return;
+  request->body_bytes += g_bytes_get_size (chunk);
+  if (request->body_bytes > server->limits.max_body_bytes)
+    reject_too_large (server, msg, request);
+}
+
+static void
+request_started_cb (SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
+{
+  BsHttpServer *server = user_data;
+  RequestLink *link = g_new0 (RequestLink, 1);
+
+  link->server = server;
+  link->request = bs_request_new (msg);
+  link->request->deadline_us
+      = g_get_monotonic_time () + (gint64) server->limits.request_timeout_ms * 1000;
+  g_hash_table_add (server->live, link);
+  g_object_set_data_full (G_OBJECT (msg), REQUEST_DATA_KEY, link, request_link_free);
+  g_signal_connect (msg, "got-headers", G_CALLBACK (got_headers_cb), server);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), server);
+}
+
+static const char *
+status_class (guint status)
+{
+  static const char *classes[] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
+
+  if (status >= 100 && status < 600)
+    return classes[status / 100 - 1];
+  return "unknown";
+}
+
+static void
+record_finished (BsHttpServer *server, SoupServerMessage *msg, gboolean aborted)
+{
+  BsRequest *request = request_for (msg);
+  const char *method = soup_server_message_get_method (msg);
+  const char *path = g_uri_get_path (soup_server_message_get_uri (msg));
+  const char *user_agent;
+  guint status = soup_server_message_get_status (msg);
+  const char *route;
+  char code[16];
+  double seconds;
+
+  if (request == NULL || request->state == BS_REQUEST_DONE)
+    return;
+  if (request->state == BS_REQUEST_HANDLING)
+    {
+      server->in_flight--;
+      bs_metric_set (server->in_flight_gauge, NULL, server->in_flight);
+    }
+  request->state = BS_REQUEST_DONE;
+  g_cancellable_cancel (request->cancellable);
+
+  if (aborted && status == 0)
+    status = 499; /* the client went away before a response */
+  route = request->route_template;
+  if (route == NULL)
+    {
+      const BsRoute *r = NULL;
+      g_autoptr (GHashTable) params = NULL;
+      g_autofree char *allow = NULL;
+      if (bs_router_match (server->router, method, path, &r, &params, &allow) == BS_ROUTE_FOUND)
+        route = bs_route_get_template (r);
+      else
+        route = "unmatched";
+    }
+  seconds = request->started_us > 0
+                ? (double) (g_get_monotonic_time () - request->started_us) / G_USEC_PER_SEC
+                : 0;
+
+  g_snprintf (code, sizeof code, "%u", status);
+  bs_metric_inc (server->requests_total,
+                 (const char *const[]){ route, method, status_class (status), code, NULL }, 1);
+  bs_metric_observe (server->request_duration, (const char *const[]){ route, method, NULL },
+                     seconds);
+
+  user_agent = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                             "User-Agent");
+  bs_log_access (g_strcmp0 (user_agent, WATCHDOG_USER_AGENT) == 0 ? G_LOG_LEVEL_DEBUG
+                                                                   : G_LOG_LEVEL_INFO,
+                 request->request_id, method, path, status, seconds * 1000.0);
+}
+
+static void
+request_finished_cb (SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
+{
+  record_finished (user_data, msg, FALSE);
+}
+
+static void
+request_aborted_cb (SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
+{
+  record_finished (user_data, msg, TRUE);
+}
+
+static void
+dispatch (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
+          gpointer user_data)
+{
+  BsHttpServer *server = user_data;
+  BsRequest *request = request_for (msg);
+  const BsRoute *route = NULL;
+  g_autoptr (GHashTable) params = NULL;
+  g_autofree char *allow = NULL;
+  g_autofree char *message = NULL;
+
+  g_return_if_fail (request != NULL);
+  request->state = BS_REQUEST_HANDLING;
+  server->in_flight++;
+  bs_metric_set (server->in_flight_gauge, NULL, server->in_flight);
+  if (query != NULL)
+    request->query = g_hash_table_ref (query);
+  if (server->draining)
+    bs_request_set_header (request, "Connection", "close");
+
+  switch (bs_router_match (server->router, soup_server_message_get_method (msg), path, &route,
+                           &params, &allow))
+    {
+      case BS_ROUTE_FOUND:
+        request->route_template = bs_route_get_template (route);
+        request->params = g_steal_pointer (&params);
+        bs_route_invoke (route, request);
+        break;
+      case BS_ROUTE_METHOD_NOT_ALLOWED:
+        message = g_strdup_printf ("method %s is not allowed here; allowed: %s",
+                                   soup_server_message_get_method (msg), allow);
+        bs_request_set_header (request, "Allow", allow);
+        bs_request_reply_error_literal (request, BS_ERROR_METHOD_NOT_ALLOWED, message);
+        break;
+      case BS_ROUTE_NOT_FOUND:
+      default:
+        message = g_strdup_printf ("no route for %s", path);
+        bs_request_reply_error_literal (request, BS_ERROR_NOT_FOUND, message);
+        break;
+    }
+}
+
+/* Once a second: close sockets whose request (or keep-alive wait) ran past
+ * its deadline. Shut down first so libsoup sees EOF and cleans up itself;
+ * close for good on the next round if it did not. */
+static gboolean
+reaper_tick (gpointer user_data)
+{
+  BsHttpServer *server = user_data;
+  gint64 now = g_get_monotonic_time ();
+  GHashTableIter iter;
+  gpointer key;
+  g_autoptr (GPtrArray) expired = g_ptr_array_new_with_free_func (g_object_unref);
+
+  g_hash_table_iter_init (&iter, server->live);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      RequestLink *link = key;
+      BsRequest *request = link->request;
+      GSocket *socket;
+
+      if (request->state != BS_REQUEST_READING || request->msg == NULL || now < request->deadline_us)
+        continue;
+      socket = soup_server_message_get_socket (request->msg);
+      if (socket != NULL && !g_socket_is_closed (socket))
+        g_ptr_array_add (expired, g_object_ref (socket));
+      request->deadline_us = now + G_USEC_PER_SEC;
+    }
+
+  for (guint i = 0; i < expired->len; i++)
+    {
+      GSocket *socket = g_ptr_array_index (expired, i);
+      if (g_object_get_data (G_OBJECT (socket), "bs-shut-down") != NULL)
+        g_socket_close (socket, NULL);
+      else
+        {
+          g_socket_shutdown (socket, TRUE, TRUE, NULL);
+          g_object_set_data (G_OBJECT (socket), "bs-shut-down", GINT_TO_POINTER (1));
+        }
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+BsHttpServer *
+bs_http_server_new (BsRouter *router, BsMetrics *metrics, const BsHttpLimits *limits)
+{
+  BsHttpServer *server = g_new0 (BsHttpServer, 1);
+
+  server->router = router;
+  if (limits != NULL)
+    server->limits = *limits;
+  else
+    bs_http_limits_init_default (&server->limits);
+  server->live = g_hash_table_new (NULL, NULL);
+  server->soup = soup_server_new ("server-header", "bookstore/" BS_VERSION " ", NULL);
+
+  server->requests_total = bs_metrics_counter (
+      metrics, "http_requests_total", "HTTP requests answered, by route template and status.",
+      (const char *const[]){ "handler", "method", "status_class", "code", NULL });
+  server->request_duration = bs_metrics_histogram (
+      metrics, "http_request_duration_seconds",
+      "Time from request headers to the end of the response, by route template.",
+      (const char *const[]){ "handler", "method", NULL }, bs_metrics_latency_buckets,
+      bs_metrics_n_latency_buckets);
+  server->in_flight_gauge = bs_metrics_gauge (metrics, "http_requests_in_flight",
+                                              "Requests handed to a handler and not finished.",
+                                              NULL);
+
+  g_signal_connect (server->soup, "request-started", G_CALLBACK (request_started_cb), server);
+  g_signal_connect (server->soup, "request-finished", G_CALLBACK (request_finished_cb), server);
+  g_signal_connect (server->soup, "request-aborted", G_CALLBACK (request_aborted_cb), server);
+  soup_server_add_handler (server->soup, NULL, dispatch, server, NULL);
+  server->reaper_id = g_timeout_add_seconds (1, reaper_tick, server);
+  return server;
+}
+
+void
+bs_http_server_free (BsHttpServer *server)
+{
+  GHashTableIter iter;
+  gpointer key;
+
+  if (server == NULL)
+    return;
+  g_clear_handle_id (&server->reaper_id, g_source_remove);
+  g_hash_table_iter_init (&iter, server->live);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    ((RequestLink *) key)->server = NULL;
+  g_signal_handlers_disconnect_by_data (server->soup, server);
+  soup_server_disconnect (server->soup);
+  g_clear_object (&server->soup);
+  g_clear_object (&server->listen_socket);
+  g_hash_table_unref (server->live);
+  bs_router_free (server->router);
+  g_free (server);
+}
+
+/* socket()/bind()/listen() ourselves: libsoup's backlog is 10 and GLib
+ * resets SO_REUSEPORT. */
+static GSocket *
+listen_socket_new (const char *address, guint16 port, guint backlog, GError **error)
+{
+  g_autoptr (GInetAddress) inet = g_inet_address_new_from_string (address);
+  g_autoptr (GSocketAddress) sockaddr = NULL;
+  struct sockaddr_storage storage;
+  int fd;
+  int one = 1;
+  GSocket *gsocket;
+
+  if (inet == NULL)
+    {
+      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG, "\"%s\" is not an IP address", address);
+      return NULL;
+    }
+  sockaddr = g_inet_socket_address_new (inet, port);
+  if (!g_socket_address_to_native (sockaddr, &storage, sizeof storage, error))
+    return NULL;
+
+  fd = socket (storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    {
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "socket: %s",
+                   g_strerror (saved));
+      return NULL;
+    }
+  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind (fd, (struct sockaddr *) &storage, g_socket_address_get_native_size (sockaddr)) < 0
+      || listen (fd, (int) backlog) < 0)
+    {
+      int saved = errno;
+      close (fd);
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "listening on %s:%u: %s",
+                   address, port, g_strerror (saved));
+      return NULL;
+    }
+  gsocket = g_socket_new_from_fd (fd, error);
+  if (gsocket == NULL)
+    close (fd);
+  return gsocket;
+}
+
+gboolean
+bs_http_server_listen (BsHttpServer *server, const char *address, guint16 port, GError **error)
+{
+  g_autoptr (GSocket) socket = NULL;
+  g_autoptr (GSocketAddress) local = NULL;
+  g_autoptr (GError) local_error = NULL;
+
+  socket = bs_systemd_take_listen_socket (&local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  server->socket_activated = socket != NULL;
+  if (socket == NULL)
+    socket = listen_socket_new (address, port, server->limits.listen_backlog, error);
+  if (socket == NULL)
+    return FALSE;
+  g_socket_set_blocking (socket, FALSE);
+  if (!soup_server_listen_socket (server->soup, socket, 0, error))
+    return FALSE;
+
+  local = g_socket_get_local_address (socket, error);
+  if (local == NULL)
+    return FALSE;
+  server->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  server->listen_socket = g_steal_pointer (&socket);
+  return TRUE;
+}
+
+guint16
+bs_http_server_get_port (BsHttpServer *server)
+{
+  return server->port;
+}
+
+gboolean
+bs_http_server_is_socket_activated (BsHttpServer *server)
+{
+  return server->socket_activated;
+}
+
+void
+bs_http_server_stop_accepting (BsHttpServer *server)
+{
+  if (server->draining)
+    return;
+  server->draining = TRUE;
+  if (server->listen_socket == NULL)
+    return;
+  if (server->socket_activated)
+    {
+      /* systemd holds the same listening socket for the next start: leave it
+       * listening and just drop our descriptor; libsoup's accept then fails
+       * and its listener stops. */
+      g_socket_close (server->listen_socket, NULL);
+      return;
+    }
+  /* shutdown() on a listening socket makes accept() fail and new connects be
+   * refused; libsoup's listener then stops, while the clients it already
+   * accepted are left alone (soup_server_disconnect would drop them). */
+  shutdown (g_socket_get_fd (server->listen_socket), SHUT_RD);
+}
+
+guint
+bs_http_server_get_in_flight (BsHttpServer *server)
+{
+  return server->in_flight;
+}

@@ -1,0 +1,49 @@
+/* bs-http-server.h: a libsoup server with limits, routing, access log and metrics. */
+#pragma once
+
+#include "bs-metrics.h"
+#include "bs-router.h"
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+typedef struct _BsHttpServer BsHttpServer;
+
+typedef struct
+{
+  gsize max_body_bytes;       /* larger bodies get 413; default 1 MiB */
+  guint request_timeout_ms;   /* a whole request, or an idle keep-alive wait; default 15 s */
+  guint listen_backlog;       /* default 1024 */
+} BsHttpLimits;
+
+#define BS_HTTP_DEFAULT_MAX_BODY (1024 * 1024)
+#define BS_HTTP_DEFAULT_REQUEST_TIMEOUT_MS 15000
+#define BS_HTTP_DEFAULT_BACKLOG 1024
+
+void bs_http_limits_init_default (BsHttpLimits *limits);
+
+/* Takes ownership of @router. @metrics gets http_requests_total and
+ * http_request_duration_seconds; it must outlive the server. */
+BsHttpServer *bs_http_server_new (BsRouter *router, BsMetrics *metrics,
+                                  const BsHttpLimits *limits);
+void bs_http_server_free (BsHttpServer *server);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsHttpServer, bs_http_server_free)
+
+/* Listen on the socket systemd passed (LISTEN_FDS), or else on
+ * @address:@port with our own backlog. */
+gboolean bs_http_server_listen (BsHttpServer *server, const char *address, guint16 port,
+                                GError **error);
+
+/* The port we listen on (for messages and the watchdog self-check). */
+guint16 bs_http_server_get_port (BsHttpServer *server);
+gboolean bs_http_server_is_socket_activated (BsHttpServer *server);
+
+/* Stop accepting connections; requests already read are still answered,
+ * with "Connection: close". */
+void bs_http_server_stop_accepting (BsHttpServer *server);
+
+/* Requests handed to a handler and not yet finished. */
+guint bs_http_server_get_in_flight (BsHttpServer *server);
+
+G_END_DECLS

@@ -1,0 +1,33 @@
+/* bs-json.h: parse untrusted JSON request bodies safely, read typed members. */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+/* Deepest nesting accepted; json-glib recurses, so depth is checked first. */
+#define BS_JSON_MAX_DEPTH 32
+
+/* Parse @data (@len bytes, not NUL-terminated) into a JSON object.
+ * BS_ERROR_MALFORMED_JSON for empty, invalid UTF-8, too deep, or not JSON;
+ * BS_ERROR_VALIDATION when the top level is not an object. */
+JsonObject *bs_json_parse_object (const char *data, gsize len, GError **error);
+
+/* Fails unless every member of @object is named in @allowed (NULL-terminated). */
+gboolean bs_json_check_members (JsonObject *object, const char *const *allowed, GError **error);
+
+/* A string member, trimmed; with @allow_blank FALSE an empty result is an
+ * error. @max_chars bounds the length in characters. *@out is NULL when absent. */
+gboolean bs_json_get_string (JsonObject *object, const char *member, gboolean allow_blank,
+                             guint max_chars, char **out, GError **error);
+
+/* An integer member (a JSON integer, not a string or fraction) within
+ * [@min, @max]. *@present tells whether it was there. */
+gboolean bs_json_get_int (JsonObject *object, const char *member, gint64 min, gint64 max,
+                          gboolean *present, gint64 *out, GError **error);
+
+/* Serialise @node compactly. */
+char *bs_json_to_string (JsonNode *node, gsize *length);
+
+G_END_DECLS

@@ -1,0 +1,164 @@
+/* bs-log.c: one writer for every log call; REQUEST_ID and friends as fields. */
+#include "bs-log.h"
+
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static gboolean use_journald = FALSE;
+
+static const char *
+level_name (GLogLevelFlags level)
+{
+  if (level & G_LOG_LEVEL_ERROR)
+    return "critical"; /* G_LOG_LEVEL_ERROR aborts; we never use it */
+  if (level & G_LOG_LEVEL_CRITICAL)
+    return "critical";
+  if (level & G_LOG_LEVEL_WARNING)
+    return "warning";
+  if (level & G_LOG_LEVEL_MESSAGE)
+    return "notice";
+  if (level & G_LOG_LEVEL_INFO)
+    return "info";
+  return "debug";
+}
+
+char *
+bs_log_format_json (GLogLevelFlags log_level, const GLogField *fields, gsize n_fields)
+{
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonGenerator) generator = json_generator_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+  g_autofree char *timestamp = g_date_time_format_iso8601 (now);
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "TIMESTAMP");
+  json_builder_add_string_value (builder, timestamp);
+  json_builder_set_member_name (builder, "LEVEL");
+  json_builder_add_string_value (builder, level_name (log_level));
+  for (gsize i = 0; i < n_fields; i++)
+    {
+      const GLogField *f = &fields[i];
+      g_autofree char *value = NULL;
+
+      if (f->key[0] == '_' || g_str_equal (f->key, "PRIORITY"))
+        continue;
+      if (f->length < 0)
+        value = g_strdup (f->value);
+      else
+        value = g_strndup (f->value, (gsize) f->length);
+      if (!g_utf8_validate (value, -1, NULL))
+        {
+          char *valid = g_utf8_make_valid (value, -1);
+          g_free (value);
+          value = valid;
+        }
+      json_builder_set_member_name (builder, f->key);
+      json_builder_add_string_value (builder, value);
+    }
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  json_generator_set_root (generator, root);
+  return json_generator_to_data (generator, NULL);
+}
+
+GLogWriterOutput
+bs_log_writer (GLogLevelFlags log_level, const GLogField *fields, gsize n_fields,
+               gpointer user_data)
+{
+  g_autofree char *line = NULL;
+
+  /* INFO and above always go out (access records are INFO); DEBUG only when
+   * G_MESSAGES_DEBUG names the domain, as with GLib's default writer. */
+  if (log_level & G_LOG_LEVEL_DEBUG)
+    {
+      const char *domain = NULL;
+      for (gsize i = 0; i < n_fields; i++)
+        if (g_str_equal (fields[i].key, "GLIB_DOMAIN"))
+          domain = fields[i].value;
+      if (g_log_writer_default_would_drop (log_level, domain))
+        return G_LOG_WRITER_HANDLED;
+    }
+
+  if (use_journald
+      && g_log_writer_journald (log_level, fields, n_fields, user_data) == G_LOG_WRITER_HANDLED)
+    return G_LOG_WRITER_HANDLED;
+
+  line = bs_log_format_json (log_level, fields, n_fields);
+  fprintf (stderr, "%s\n", line);
+  fflush (stderr);
+  return G_LOG_WRITER_HANDLED;
+}
+
+void
+bs_log_init (void)
+{
+  use_journald = g_log_writer_is_journald (fileno (stderr));
+  g_log_writer_default_set_use_stderr (TRUE);
+  g_log_set_writer_func (bs_log_writer, NULL, NULL);
+}
+
+static const char *
+priority_for (GLogLevelFlags level)
+{
+  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+    return "2";
+  if (level & G_LOG_LEVEL_WARNING)
+    return "4";
+  if (level & G_LOG_LEVEL_MESSAGE)
+    return "5";
+  if (level & G_LOG_LEVEL_INFO)
+    return "6";
+  return "7";
+}
+
+void
+bs_log_request_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
+                     const char *file, const char *line, const char *func, const char *format,
+                     ...)
+{
+  va_list args;
+  g_autofree char *message = NULL;
+  GLogField fields[] = {
+    { "PRIORITY", priority_for (level), -1 },
+    { "GLIB_DOMAIN", log_domain, -1 },
+    { "REQUEST_ID", request_id != NULL ? request_id : "-", -1 },
+    { "CODE_FILE", file, -1 },
+    { "CODE_LINE", line, -1 },
+    { "CODE_FUNC", func, -1 },
+    { "MESSAGE", NULL, -1 }, /* MESSAGE last: journald drops fields after it */
+  };
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  fields[G_N_ELEMENTS (fields) - 1].value = message;
+  g_log_structured_array (level, fields, G_N_ELEMENTS (fields));
+}
+
+void
+bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
+                    const char *method, const char *path, guint status, double duration_ms)
+{
+  char status_buf[16];
+  char duration_buf[G_ASCII_DTOSTR_BUF_SIZE];
+  g_autofree char *message = NULL;
+
+  g_snprintf (status_buf, sizeof status_buf, "%u", status);
+  g_ascii_formatd (duration_buf, sizeof duration_buf, "%.3f", duration_ms);
+  message = g_strdup_printf ("%s %s %u %sms", method, path, status, duration_buf);
+  {
+    GLogField fields[] = {
+      { "PRIORITY", priority_for (level), -1 },
+      { "GLIB_DOMAIN", log_domain, -1 },
+      { "REQUEST_ID", request_id != NULL ? request_id : "-", -1 },
+      { "HTTP_METHOD", method, -1 },
+      { "HTTP_PATH", path, -1 },
+      { "HTTP_STATUS", status_buf, -1 },
+      { "DURATION_MS", duration_buf, -1 },
+      { "MESSAGE", message, -1 },
+    };
+    g_log_structured_array (level, fields, G_N_ELEMENTS (fields));
+  }
+}

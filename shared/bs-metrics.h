@@ -1,0 +1,47 @@
+/* bs-metrics.h: a small Prometheus registry: counters, gauges, histograms. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _BsMetrics BsMetrics;
+typedef struct _BsMetricFamily BsMetricFamily;
+
+/* Called before each rendering, to refresh gauges that are read on demand. */
+typedef void (*BsMetricsCollector) (BsMetrics *metrics, gpointer user_data);
+
+BsMetrics *bs_metrics_new (void);
+void bs_metrics_free (BsMetrics *metrics);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsMetrics, bs_metrics_free)
+
+/* @label_names is NULL-terminated, or NULL for none. The registry owns the
+ * family; the pointer stays valid until bs_metrics_free(). */
+BsMetricFamily *bs_metrics_counter (BsMetrics *metrics, const char *name, const char *help,
+                                    const char *const *label_names);
+BsMetricFamily *bs_metrics_gauge (BsMetrics *metrics, const char *name, const char *help,
+                                  const char *const *label_names);
+/* @buckets: strictly increasing upper bounds, without +Inf. */
+BsMetricFamily *bs_metrics_histogram (BsMetrics *metrics, const char *name, const char *help,
+                                      const char *const *label_names, const double *buckets,
+                                      gsize n_buckets);
+
+/* @destroy (may be NULL) frees @user_data with the registry. */
+void bs_metrics_add_collector (BsMetrics *metrics, BsMetricsCollector collector,
+                               gpointer user_data, GDestroyNotify destroy);
+
+/* @label_values: one per label name, or NULL when the family has none. */
+void bs_metric_inc (BsMetricFamily *family, const char *const *label_values, double by);
+void bs_metric_set (BsMetricFamily *family, const char *const *label_values, double value);
+void bs_metric_observe (BsMetricFamily *family, const char *const *label_values, double value);
+
+/* Prometheus text exposition format 0.0.4. */
+char *bs_metrics_render (BsMetrics *metrics);
+
+#define BS_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* Default latency buckets, in seconds. */
+extern const double bs_metrics_latency_buckets[];
+extern const gsize bs_metrics_n_latency_buckets;
+
+G_END_DECLS

@@ -1,0 +1,35 @@
+/* bs-request-private.h: what the HTTP server knows about a request. */
+#pragma once
+
+#include "bs-request.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  BS_REQUEST_READING,  /* waiting for (or reading) the request: deadline applies */
+  BS_REQUEST_HANDLING, /* handed to a handler */
+  BS_REQUEST_DONE,     /* response finished or connection gone */
+} BsRequestState;
+
+struct _BsRequest
+{
+  gint ref_count;
+  SoupServerMessage *msg; /* not owned; strong ref held only while paused */
+  gboolean paused;
+  gboolean replied;
+  BsRequestState state;
+  gint64 started_us;  /* when the headers arrived */
+  gint64 deadline_us; /* for BS_REQUEST_READING */
+  char *request_id;
+  const char *route_template; /* owned by the router */
+  GHashTable *params;         /* name → value */
+  GHashTable *query;          /* name → value, from libsoup */
+  GCancellable *cancellable;
+  gsize body_bytes;           /* counted for chunked bodies */
+  gboolean too_large;
+};
+
+BsRequest *bs_request_new (SoupServerMessage *msg);
+
+G_END_DECLS

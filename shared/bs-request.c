@@ -1,0 +1,235 @@
+/* bs-request.c: request accessors and the reply functions that unpause once. */
+#include "bs-request-private.h"
+
+#include "bs-error.h"
+#include "bs-json.h"
+#include "bs-log.h"
+
+#include <string.h>
+
+BsRequest *
+bs_request_new (SoupServerMessage *msg)
+{
+  BsRequest *request = g_new0 (BsRequest, 1);
+
+  request->ref_count = 1;
+  request->msg = msg;
+  request->state = BS_REQUEST_READING;
+  request->cancellable = g_cancellable_new ();
+  return request;
+}
+
+BsRequest *
+bs_request_ref (BsRequest *request)
+{
+  g_return_val_if_fail (request != NULL, NULL);
+  g_atomic_int_inc (&request->ref_count);
+  return request;
+}
+
+void
+bs_request_unref (BsRequest *request)
+{
+  if (request == NULL || !g_atomic_int_dec_and_test (&request->ref_count))
+    return;
+  g_free (request->request_id);
+  g_clear_pointer (&request->params, g_hash_table_unref);
+  g_clear_pointer (&request->query, g_hash_table_unref);
+  g_clear_object (&request->cancellable);
+  g_free (request);
+}
+
+const char *
+bs_request_get_id (BsRequest *request)
+{
+  return request->request_id;
+}
+
+const char *
+bs_request_get_method (BsRequest *request)
+{
+  return soup_server_message_get_method (request->msg);
+}
+
+const char *
+bs_request_get_path (BsRequest *request)
+{
+  return g_uri_get_path (soup_server_message_get_uri (request->msg));
+}
+
+const char *
+bs_request_get_route (BsRequest *request)
+{
+  return request->route_template;
+}
+
+const char *
+bs_request_get_param (BsRequest *request, const char *name)
+{
+  return request->params != NULL ? g_hash_table_lookup (request->params, name) : NULL;
+}
+
+const char *
+bs_request_get_query (BsRequest *request, const char *name)
+{
+  return request->query != NULL ? g_hash_table_lookup (request->query, name) : NULL;
+}
+
+const char *
+bs_request_get_header (BsRequest *request, const char *name)
+{
+  return soup_message_headers_get_one (soup_server_message_get_request_headers (request->msg),
+                                       name);
+}
+
+GCancellable *
+bs_request_get_cancellable (BsRequest *request)
+{
+  return request->cancellable;
+}
+
+void
+bs_request_set_header (BsRequest *request, const char *name, const char *value)
+{
+  soup_message_headers_replace (soup_server_message_get_response_headers (request->msg), name,
+                                value);
+}
+
+static gboolean
+content_type_is_json (const char *content_type)
+{
+  g_autofree char *media = NULL;
+  const char *semicolon;
+
+  if (content_type == NULL)
+    return FALSE;
+  semicolon = strchr (content_type, ';');
+  media = g_ascii_strdown (content_type, semicolon != NULL ? semicolon - content_type : -1);
+  g_strstrip (media);
+  return g_str_equal (media, "application/json")
+         || (g_str_has_prefix (media, "application/") && g_str_has_suffix (media, "+json"));
+}
+
+JsonObject *
+bs_request_parse_json_object (BsRequest *request, GError **error)
+{
+  SoupMessageBody *body = soup_server_message_get_request_body (request->msg);
+  g_autoptr (GBytes) bytes = NULL;
+  gsize len = 0;
+  const char *data;
+
+  if (!content_type_is_json (bs_request_get_header (request, "Content-Type")))
+    {
+      g_set_error_literal (error, BS_ERROR, BS_ERROR_UNSUPPORTED_MEDIA_TYPE,
+                           "Content-Type must be application/json");
+      return NULL;
+    }
+  bytes = soup_message_body_flatten (body);
+  data = g_bytes_get_data (bytes, &len);
+  return bs_json_parse_object (data, len, error);
+}
+
+void
+bs_request_pause (BsRequest *request)
+{
+  g_return_if_fail (!request->paused && !request->replied);
+  g_object_ref (request->msg);
+  soup_server_message_pause (request->msg);
+  request->paused = TRUE;
+}
+
+/* Every reply ends here: unpause exactly once and drop the pause reference. */
+static gboolean
+reply_begin (BsRequest *request)
+{
+  if (request->replied)
+    {
+      g_warning ("request %s replied twice", request->request_id);
+      return FALSE;
+    }
+  request->replied = TRUE;
+  return TRUE;
+}
+
+static void
+reply_end (BsRequest *request)
+{
+  if (request->paused)
+    {
+      SoupServerMessage *msg = request->msg;
+      request->paused = FALSE;
+      soup_server_message_unpause (msg);
+      g_object_unref (msg);
+    }
+}
+
+void
+bs_request_reply_bytes (BsRequest *request, guint status, const char *content_type,
+                        GBytes *body)
+{
+  gsize len = 0;
+  gconstpointer data;
+
+  if (!reply_begin (request))
+    return;
+  data = g_bytes_get_data (body, &len);
+  soup_server_message_set_status (request->msg, status, NULL);
+  soup_server_message_set_response (request->msg, content_type, SOUP_MEMORY_COPY, data, len);
+  reply_end (request);
+}
+
+void
+bs_request_reply_json (BsRequest *request, guint status, JsonNode *body)
+{
+  gsize len = 0;
+  g_autofree char *text = bs_json_to_string (body, &len);
+  g_autoptr (GBytes) bytes = g_bytes_new_take (g_steal_pointer (&text), len);
+
+  bs_request_reply_bytes (request, status, "application/json", bytes);
+}
+
+void
+bs_request_reply_empty (BsRequest *request, guint status)
+{
+  if (!reply_begin (request))
+    return;
+  soup_server_message_set_status (request->msg, status, NULL);
+  reply_end (request);
+}
+
+JsonNode *
+bs_error_body_new (const GError *error)
+{
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "error");
+  json_builder_add_string_value (builder, bs_error_code_name (error));
+  json_builder_set_member_name (builder, "message");
+  json_builder_add_string_value (builder, error->message);
+  json_builder_end_object (builder);
+  return json_builder_get_root (builder);
+}
+
+void
+bs_request_reply_error (BsRequest *request, const GError *error)
+{
+  g_autoptr (JsonNode) body = bs_error_body_new (error);
+  guint status = bs_error_http_status (error);
+
+  if (status >= 500)
+    bs_log_request (G_LOG_LEVEL_WARNING, request->request_id, "%s %s failed: %s",
+                    bs_request_get_method (request), bs_request_get_path (request),
+                    error->message);
+  if (status == 503)
+    bs_request_set_header (request, "Retry-After", "1");
+  bs_request_reply_json (request, status, body);
+}
+
+void
+bs_request_reply_error_literal (BsRequest *request, int code, const char *message)
+{
+  g_autoptr (GError) error = g_error_new_literal (BS_ERROR, code, message);
+
+  bs_request_reply_error (request, error);
+}
