@@ -33,6 +33,8 @@ struct _BsHttpServer
   gboolean socket_activated;
   gboolean draining;
   guint in_flight;
+  GSourceFunc drained_func;
+  gpointer drained_data;
   BsMetricFamily *requests_total;
   BsMetricFamily *request_duration;
   BsMetricFamily *in_flight_gauge;
@@ -152,6 +154,17 @@ request_started_cb (SoupServer *soup, SoupServerMessage *msg, gpointer user_data
   g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), server);
 }
 
+static void
+check_drained (BsHttpServer *server)
+{
+  GSourceFunc func = server->drained_func;
+
+  if (!server->draining || server->in_flight > 0 || func == NULL)
+    return;
+  server->drained_func = NULL;
+  func (server->drained_data);
+}
+
 static const char *
 status_class (guint status)
 {
@@ -212,6 +225,7 @@ record_finished (BsHttpServer *server, SoupServerMessage *msg, gboolean aborted)
   bs_log_access (g_strcmp0 (user_agent, WATCHDOG_USER_AGENT) == 0 ? G_LOG_LEVEL_DEBUG
                                                                    : G_LOG_LEVEL_INFO,
                  request->request_id, method, path, status, seconds * 1000.0);
+  check_drained (server);
 }
 
 static void
@@ -456,6 +470,7 @@ bs_http_server_stop_accepting (BsHttpServer *server)
   if (server->draining)
     return;
   server->draining = TRUE;
+  check_drained (server);
   if (server->listen_socket == NULL)
     return;
   if (server->socket_activated)
@@ -470,6 +485,13 @@ bs_http_server_stop_accepting (BsHttpServer *server)
    * refused; libsoup's listener then stops, while the clients it already
    * accepted are left alone (soup_server_disconnect would drop them). */
   shutdown (g_socket_get_fd (server->listen_socket), SHUT_RD);
+}
+
+void
+bs_http_server_set_drained_func (BsHttpServer *server, GSourceFunc func, gpointer user_data)
+{
+  server->drained_func = func;
+  server->drained_data = user_data;
 }
 
 guint

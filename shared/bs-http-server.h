@@ -43,6 +43,10 @@ gboolean bs_http_server_is_socket_activated (BsHttpServer *server);
  * with "Connection: close". */
 void bs_http_server_stop_accepting (BsHttpServer *server);
 
+/* Called once, after bs_http_server_stop_accepting(), when no request is
+ * left in flight. */
+void bs_http_server_set_drained_func (BsHttpServer *server, GSourceFunc func, gpointer user_data);
+
 /* Requests handed to a handler and not yet finished. */
 guint bs_http_server_get_in_flight (BsHttpServer *server);
 

@@ -1,0 +1,324 @@
+/* books-api.c: validate synchronously, pause, query, reply from the callback. */
+#include "books-api.h"
+
+#include "books-book.h"
+#include "books-store.h"
+
+#include "bs-error.h"
+#include "bs-money.h"
+#include "bs-pagination.h"
+#include "bs-request.h"
+
+#define HEALTH_TIMEOUT_MS 1000
+
+/* Take the query result, or reply with its error and return NULL. */
+static PGresult *
+finish_or_reply (BsDbPool *pool, GAsyncResult *result, BsRequest *request)
+{
+  g_autoptr (GError) error = NULL;
+  PGresult *res = bs_db_pool_query_finish (pool, result, &error);
+
+  if (res == NULL)
+    bs_request_reply_error (request, error);
+  return res;
+}
+
+/* Reply 200 with row 0, 404 with no row, 410 when the row is inactive. */
+static void
+reply_book_row (BsRequest *request, const PGresult *res, guint ok_status)
+{
+  g_autoptr (JsonNode) book = NULL;
+
+  if (PQntuples (res) == 0)
+    {
+      bs_request_reply_error_literal (request, BS_ERROR_NOT_FOUND, "book not found");
+      return;
+    }
+  if (!g_str_equal (PQgetvalue (res, 0, BOOKS_BOOK_COL_ACTIVE), "t"))
+    {
+      bs_request_reply_error_literal (request, BS_ERROR_GONE, "book was deleted");
+      return;
+    }
+  book = books_book_to_json (res, 0, 0);
+  bs_request_reply_json (request, ok_status, book);
+}
+
+/* ---- GET /v1/books ------------------------------------------------------- */
+
+typedef struct
+{
+  BsRequest *request;
+  BsPage page;
+  BooksApi *api;
+} ListContext;
+
+static void
+list_context_free (ListContext *ctx)
+{
+  bs_request_unref (ctx->request);
+  g_free (ctx);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ListContext, list_context_free)
+
+static void
+list_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (ListContext) ctx = user_data;
+  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+  g_autoptr (JsonArray) books = json_array_new ();
+  g_autoptr (JsonNode) body = json_node_new (JSON_NODE_ARRAY);
+  gint64 total = 0;
+
+  if (res == NULL)
+    return;
+  if (PQntuples (res) > 0)
+    total = g_ascii_strtoll (PQgetvalue (res, 0, 0), NULL, 10);
+  for (int row = 0; row < PQntuples (res); row++)
+    if (!PQgetisnull (res, row, 1))
+      json_array_add_element (books, books_book_to_json (res, row, 1));
+  json_node_set_array (body, books);
+  bs_page_set_headers (ctx->request, &ctx->page, total);
+  bs_request_reply_json (ctx->request, 200, body);
+}
+
+static void
+handle_list (BsRequest *request, gpointer user_data)
+{
+  BooksApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ListContext) ctx = g_new0 (ListContext, 1);
+  char limit[32], offset[32];
+
+  ctx->api = api;
+  if (!bs_page_from_request (request, &ctx->page, &error))
+    {
+      bs_request_reply_error (request, error);
+      return;
+    }
+  g_snprintf (limit, sizeof limit, "%" G_GINT64_FORMAT, ctx->page.limit);
+  g_snprintf (offset, sizeof offset, "%" G_GINT64_FORMAT, ctx->page.offset);
+  ctx->request = bs_request_ref (request);
+  bs_request_pause (request);
+  bs_db_pool_query_async (api->pool, BOOKS_SQL_LIST, (const char *const[]){ limit, offset }, 2,
+                          0, bs_request_get_cancellable (request), list_done,
+                          g_steal_pointer (&ctx));
+}
+
+/* ---- single-book handlers share one context ----------------------------- */
+
+typedef struct
+{
+  BsRequest *request;
+  BooksApi *api;
+} BookContext;
+
+static void
+book_context_free (BookContext *ctx)
+{
+  bs_request_unref (ctx->request);
+  g_free (ctx);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BookContext, book_context_free)
+
+static BookContext *
+book_context_new (BooksApi *api, BsRequest *request)
+{
+  BookContext *ctx = g_new0 (BookContext, 1);
+
+  ctx->api = api;
+  ctx->request = bs_request_ref (request);
+  bs_request_pause (request);
+  return ctx;
+}
+
+static void
+get_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (BookContext) ctx = user_data;
+  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+
+  if (res != NULL)
+    reply_book_row (ctx->request, res, 200);
+}
+
+static void
+handle_get (BsRequest *request, gpointer user_data)
+{
+  BooksApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  gint64 id = 0;
+  char id_text[32];
+
+  if (!bs_request_get_id_param (request, "id", &id, &error))
+    {
+      bs_request_reply_error (request, error);
+      return;
+    }
+  g_snprintf (id_text, sizeof id_text, "%" G_GINT64_FORMAT, id);
+  bs_db_pool_query_async (api->pool, BOOKS_SQL_GET, (const char *const[]){ id_text }, 1, 0,
+                          bs_request_get_cancellable (request), get_done,
+                          book_context_new (api, request));
+}
+
+static void
+create_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (BookContext) ctx = user_data;
+  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+  g_autofree char *location = NULL;
+
+  if (res == NULL)
+    return;
+  location = g_strdup_printf ("/v1/books/%s", PQgetvalue (res, 0, 0));
+  bs_request_set_header (ctx->request, "Location", location);
+  reply_book_row (ctx->request, res, 201);
+}
+
+static void
+handle_create (BsRequest *request, gpointer user_data)
+{
+  BooksApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) object = bs_request_parse_json_object (request, &error);
+  g_auto (BooksBookInput) input = { 0 };
+  g_autofree char *price = NULL;
+
+  if (object == NULL || !books_book_input_parse (object, FALSE, &input, &error))
+    {
+      bs_request_reply_error (request, error);
+      return;
+    }
+  price = bs_money_format (input.price_cents);
+  bs_db_pool_query_async (
+      api->pool, BOOKS_SQL_CREATE,
+      (const char *const[]){ input.title, input.author, input.description, price }, 4, 0,
+      NULL /* a create runs to the end even if the client leaves */, create_done,
+      book_context_new (api, request));
+}
+
+static void
+update_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (BookContext) ctx = user_data;
+  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+
+  if (res != NULL)
+    reply_book_row (ctx->request, res, 200);
+}
+
+static void
+handle_update (BsRequest *request, gpointer user_data)
+{
+  BooksApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) object = NULL;
+  g_auto (BooksBookInput) input = { 0 };
+  g_autofree char *price = NULL;
+  gint64 id = 0;
+  char id_text[32];
+
+  if (!bs_request_get_id_param (request, "id", &id, &error)
+      || (object = bs_request_parse_json_object (request, &error)) == NULL
+      || !books_book_input_parse (object, TRUE, &input, &error))
+    {
+      bs_request_reply_error (request, error);
+      return;
+    }
+  g_snprintf (id_text, sizeof id_text, "%" G_GINT64_FORMAT, id);
+  if (input.has_price)
+    price = bs_money_format (input.price_cents);
+  bs_db_pool_query_async (api->pool, BOOKS_SQL_UPDATE,
+                          (const char *const[]){ id_text, input.title, input.author,
+                                                 input.has_description ? "true" : "false",
+                                                 input.description, price },
+                          6, 0, NULL, update_done, book_context_new (api, request));
+}
+
+static void
+delete_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (BookContext) ctx = user_data;
+  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+
+  if (res == NULL)
+    return;
+  if (g_str_equal (PQgetvalue (res, 0, 0), "t"))
+    bs_request_reply_empty (ctx->request, 204);
+  else if (g_str_equal (PQgetvalue (res, 0, 1), "t"))
+    bs_request_reply_error_literal (ctx->request, BS_ERROR_GONE, "book was already deleted");
+  else
+    bs_request_reply_error_literal (ctx->request, BS_ERROR_NOT_FOUND, "book not found");
+}
+
+static void
+handle_delete (BsRequest *request, gpointer user_data)
+{
+  BooksApi *api = user_data;
+  g_autoptr (GError) error = NULL;
+  gint64 id = 0;
+  char id_text[32];
+
+  if (!bs_request_get_id_param (request, "id", &id, &error))
+    {
+      bs_request_reply_error (request, error);
+      return;
+    }
+  g_snprintf (id_text, sizeof id_text, "%" G_GINT64_FORMAT, id);
+  bs_db_pool_query_async (api->pool, BOOKS_SQL_DELETE, (const char *const[]){ id_text }, 1, 0,
+                          NULL, delete_done, book_context_new (api, request));
+}
+
+/* ---- GET /health ---------------------------------------------------------- */
+
+static void
+reply_health (BsRequest *request, gboolean healthy)
+{
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) body = NULL;
+  const char *state = healthy ? "healthy" : "unhealthy";
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "status");
+  json_builder_add_string_value (builder, state);
+  json_builder_set_member_name (builder, "services");
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "database");
+  json_builder_add_string_value (builder, state);
+  json_builder_end_object (builder);
+  json_builder_end_object (builder);
+  body = json_builder_get_root (builder);
+  bs_request_reply_json (request, healthy ? 200 : 503, body);
+}
+
+static void
+health_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (BookContext) ctx = user_data;
+
+  reply_health (ctx->request, bs_db_pool_ping_finish (ctx->api->pool, result, NULL));
+}
+
+static void
+handle_health (BsRequest *request, gpointer user_data)
+{
+  BooksApi *api = user_data;
+
+  if (!*api->migrated)
+    {
+      reply_health (request, FALSE);
+      return;
+    }
+  bs_db_pool_ping_async (api->pool, HEALTH_TIMEOUT_MS, NULL, health_done,
+                         book_context_new (api, request));
+}
+
+void
+books_api_register (BooksApi *api, BsRouter *router)
+{
+  bs_router_add (router, "GET", "/v1/books", handle_list, api);
+  bs_router_add (router, "POST", "/v1/books", handle_create, api);
+  bs_router_add (router, "GET", "/v1/books/{id}", handle_get, api);
+  bs_router_add (router, "PUT", "/v1/books/{id}", handle_update, api);
+  bs_router_add (router, "DELETE", "/v1/books/{id}", handle_delete, api);
+  bs_router_add (router, "GET", "/health", handle_health, api);
+}

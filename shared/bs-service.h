@@ -1,0 +1,36 @@
+/* bs-service.h: what every Bookstore daemon does around its own routes:
+ * common configuration, the HTTP server, /metrics, /livez, /openapi.json,
+ * systemd readiness and watchdog, and a graceful stop on SIGTERM/SIGINT. */
+#pragma once
+
+#include "bs-http-server.h"
+#include "bs-metrics.h"
+#include "bs-router.h"
+
+G_BEGIN_DECLS
+
+typedef struct _BsService BsService;
+
+#define BS_SERVICE_DRAIN_TIMEOUT_S 10
+
+/* Reads PORT (@default_port), BIND_ADDRESS (0.0.0.0) and
+ * HTTP_REQUEST_TIMEOUT_MS; BS_ERROR_CONFIG names a bad variable. */
+BsService *bs_service_new (const char *name, guint16 default_port, GError **error);
+void bs_service_free (BsService *service);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsService, bs_service_free)
+
+const char *bs_service_get_name (BsService *service);
+BsMetrics *bs_service_get_metrics (BsService *service);
+/* Add routes before bs_service_listen(). */
+BsRouter *bs_service_get_router (BsService *service);
+
+/* Served at GET /openapi.json. */
+void bs_service_set_openapi (BsService *service, GBytes *document);
+
+gboolean bs_service_listen (BsService *service, GError **error);
+
+/* READY=1, watchdog, signals, main loop; returns once stopped and drained.
+ * The exit status for main(). */
+int bs_service_run (BsService *service);
+
+G_END_DECLS
