@@ -42,7 +42,8 @@ bs_log_format_json (GLogLevelFlags log_level, const GLogField *fields, gsize n_f
       const GLogField *f = &fields[i];
       g_autofree char *value = NULL;
 
-      if (f->key[0] == '_' || g_str_equal (f->key, "PRIORITY"))
+      if (f->key[0] == '_' || g_str_equal (f->key, "PRIORITY")
+          || g_str_equal (f->key, "GLIB_OLD_LOG_API"))
         continue;
       if (f->length < 0)
         value = g_strdup (f->value);

@@ -50,6 +50,14 @@ exec_simple (PGconn *pg, const char *sql, GError **error)
   return exec_ok (pg, sql, result, error);
 }
 
+static void
+rollback (PGconn *pg)
+{
+  g_autoptr (PGresult) result = PQexec (pg, "ROLLBACK");
+
+  (void) result; /* best effort: the connection may be gone */
+}
+
 static gboolean
 apply_one (PGconn *pg, const char *resource_dir, const char *name, GError **error)
 {
@@ -67,7 +75,7 @@ apply_one (PGconn *pg, const char *resource_dir, const char *name, GError **erro
   result = PQexec (pg, g_bytes_get_data (sql, NULL));
   if (!exec_ok (pg, name, result, error))
     {
-      g_autoptr (PGresult) rollback = PQexec (pg, "ROLLBACK");
+      rollback (pg);
       return FALSE;
     }
   g_clear_pointer (&result, PQclear);
@@ -75,7 +83,7 @@ apply_one (PGconn *pg, const char *resource_dir, const char *name, GError **erro
                          params, NULL, NULL, 0);
   if (!exec_ok (pg, "recording the migration", result, error))
     {
-      g_autoptr (PGresult) rollback = PQexec (pg, "ROLLBACK");
+      rollback (pg);
       return FALSE;
     }
   return exec_simple (pg, "COMMIT", error);
