@@ -26,7 +26,8 @@ struct _BsHttpServer
   SoupServer *soup;
   BsRouter *router;
   BsHttpLimits limits;
-  GHashTable *live; /* BsRequest* set: every message libsoup is reading or answering */
+  GHashTable *live; /* RequestLink set: every message libsoup is reading or answering */
+  GHashTable *idle; /* GSocket (ref) → deadline: kept-alive connections between requests */
   guint reaper_id;
   GSocket *listen_socket;
   guint16 port;
@@ -149,9 +150,26 @@ request_started_cb (SoupServer *soup, SoupServerMessage *msg, gpointer user_data
   link->request->deadline_us
       = g_get_monotonic_time () + (gint64) server->limits.request_timeout_ms * 1000;
   g_hash_table_add (server->live, link);
+  g_hash_table_remove (server->idle, soup_server_message_get_socket (msg));
   g_object_set_data_full (G_OBJECT (msg), REQUEST_DATA_KEY, link, request_link_free);
   g_signal_connect (msg, "got-headers", G_CALLBACK (got_headers_cb), server);
   g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), server);
+}
+
+/* libsoup 3.2 does not watch a kept-alive connection between requests: a
+ * client that closes it leaves us a CLOSE-WAIT socket forever. Remember it
+ * with a deadline until its next request starts; the reaper closes it. */
+static void
+track_idle (BsHttpServer *server, SoupServerMessage *msg)
+{
+  GSocket *socket = soup_server_message_get_socket (msg);
+  gint64 *deadline;
+
+  if (socket == NULL || g_socket_is_closed (socket))
+    return;
+  deadline = g_new (gint64, 1);
+  *deadline = g_get_monotonic_time () + (gint64) server->limits.request_timeout_ms * 1000;
+  g_hash_table_replace (server->idle, g_object_ref (socket), deadline);
 }
 
 static void
@@ -196,6 +214,7 @@ record_finished (BsHttpServer *server, SoupServerMessage *msg, gboolean aborted)
     }
   request->state = BS_REQUEST_DONE;
   g_cancellable_cancel (request->cancellable);
+  track_idle (server, msg);
 
   if (aborted && status == 0)
     status = 499; /* the client went away before a response */
@@ -282,26 +301,33 @@ dispatch (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable
     }
 }
 
+static void
+close_socket (GSocket *socket)
+{
+  g_socket_shutdown (socket, TRUE, TRUE, NULL);
+  g_socket_close (socket, NULL);
+}
+
 /* Once a second: close sockets whose request (or keep-alive wait) ran past
- * its deadline. Shut down first so libsoup sees EOF and cleans up itself;
- * close for good on the next round if it did not. */
+ * its deadline. A socket libsoup is reading from sees the close as an error
+ * and cleans up after itself; an idle one is not watched by libsoup at all. */
 static gboolean
 reaper_tick (gpointer user_data)
 {
   BsHttpServer *server = user_data;
   gint64 now = g_get_monotonic_time ();
   GHashTableIter iter;
-  gpointer key;
+  gpointer key, value;
   g_autoptr (GPtrArray) expired = g_ptr_array_new_with_free_func (g_object_unref);
 
   g_hash_table_iter_init (&iter, server->live);
   while (g_hash_table_iter_next (&iter, &key, NULL))
     {
-      RequestLink *link = key;
-      BsRequest *request = link->request;
+      BsRequest *request = ((RequestLink *) key)->request;
       GSocket *socket;
 
-      if (request->state != BS_REQUEST_READING || request->msg == NULL || now < request->deadline_us)
+      if (request->state != BS_REQUEST_READING || request->msg == NULL
+          || now < request->deadline_us)
         continue;
       socket = soup_server_message_get_socket (request->msg);
       if (socket != NULL && !g_socket_is_closed (socket))
@@ -309,17 +335,21 @@ reaper_tick (gpointer user_data)
       request->deadline_us = now + G_USEC_PER_SEC;
     }
 
-  for (guint i = 0; i < expired->len; i++)
+  g_hash_table_iter_init (&iter, server->idle);
+  while (g_hash_table_iter_next (&iter, &key, &value))
     {
-      GSocket *socket = g_ptr_array_index (expired, i);
-      if (g_object_get_data (G_OBJECT (socket), "bs-shut-down") != NULL)
-        g_socket_close (socket, NULL);
-      else
+      GSocket *socket = key;
+      if (g_socket_is_closed (socket))
+        g_hash_table_iter_remove (&iter);
+      else if (now >= *(gint64 *) value)
         {
-          g_socket_shutdown (socket, TRUE, TRUE, NULL);
-          g_object_set_data (G_OBJECT (socket), "bs-shut-down", GINT_TO_POINTER (1));
+          g_ptr_array_add (expired, g_object_ref (socket));
+          g_hash_table_iter_remove (&iter);
         }
     }
+
+  for (guint i = 0; i < expired->len; i++)
+    close_socket (g_ptr_array_index (expired, i));
   return G_SOURCE_CONTINUE;
 }
 
@@ -334,6 +364,7 @@ bs_http_server_new (BsRouter *router, BsMetrics *metrics, const BsHttpLimits *li
   else
     bs_http_limits_init_default (&server->limits);
   server->live = g_hash_table_new (NULL, NULL);
+  server->idle = g_hash_table_new_full (NULL, NULL, g_object_unref, g_free);
   server->soup = soup_server_new ("server-header", "bookstore/" BS_VERSION " ", NULL);
 
   server->requests_total = bs_metrics_counter (
@@ -373,6 +404,7 @@ bs_http_server_free (BsHttpServer *server)
   g_clear_object (&server->soup);
   g_clear_object (&server->listen_socket);
   g_hash_table_unref (server->live);
+  g_hash_table_unref (server->idle);
   bs_router_free (server->router);
   g_free (server);
 }
