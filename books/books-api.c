@@ -99,9 +99,8 @@ handle_list (BsRequest *request, gpointer user_data)
   g_snprintf (offset, sizeof offset, "%" G_GINT64_FORMAT, ctx->page.offset);
   ctx->request = bs_request_ref (request);
   bs_request_pause (request);
-  bs_db_pool_query_async (api->pool, BOOKS_SQL_LIST, (const char *const[]){ limit, offset }, 2,
-                          0, bs_request_get_cancellable (request), list_done,
-                          g_steal_pointer (&ctx));
+  bs_db_pool_query_async (api->pool, BOOKS_SQL_LIST, (const char *const[]){ limit, offset }, 2, 0,
+                          bs_request_get_cancellable (request), list_done, g_steal_pointer (&ctx));
 }
 
 /* ---- single-book handlers share one context ----------------------------- */
@@ -264,8 +263,8 @@ handle_delete (BsRequest *request, gpointer user_data)
       return;
     }
   g_snprintf (id_text, sizeof id_text, "%" G_GINT64_FORMAT, id);
-  bs_db_pool_query_async (api->pool, BOOKS_SQL_DELETE, (const char *const[]){ id_text }, 1, 0,
-                          NULL, delete_done, book_context_new (api, request));
+  bs_db_pool_query_async (api->pool, BOOKS_SQL_DELETE, (const char *const[]){ id_text }, 1, 0, NULL,
+                          delete_done, book_context_new (api, request));
 }
 
 /* ---- GET /health ---------------------------------------------------------- */

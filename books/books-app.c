@@ -117,8 +117,8 @@ migrate_done (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 migrate_start (BooksApp *app)
 {
-  bs_migrate_async (app->dsn, SERVICE_NAME, MIGRATIONS_DIR, MIGRATION_LOCK_KEY,
-                    app->cancellable, migrate_done, app);
+  bs_migrate_async (app->dsn, SERVICE_NAME, MIGRATIONS_DIR, MIGRATION_LOCK_KEY, app->cancellable,
+                    migrate_done, app);
 }
 
 gboolean

@@ -39,8 +39,7 @@ require_present (JsonObject *object, const char *member, gboolean partial, GErro
 }
 
 gboolean
-books_book_input_parse (JsonObject *object, gboolean partial, BooksBookInput *input,
-                        GError **error)
+books_book_input_parse (JsonObject *object, gboolean partial, BooksBookInput *input, GError **error)
 {
   static const char *const allowed[] = { "title", "author", "description", "price", NULL };
   JsonNode *description;

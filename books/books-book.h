@@ -31,9 +31,9 @@ gboolean books_book_input_parse (JsonObject *object, gboolean partial, BooksBook
                                  GError **error);
 
 /* The columns every book query selects, in this order. */
-#define BOOKS_BOOK_COLUMNS                                                                       \
-  "id, title, author, description, price::text, active, "                                      \
-  "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "              \
+#define BOOKS_BOOK_COLUMNS                                                                         \
+  "id, title, author, description, price::text, active, "                                          \
+  "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "                  \
   "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 #define BOOKS_BOOK_N_COLUMNS 8
 #define BOOKS_BOOK_COL_ACTIVE 5

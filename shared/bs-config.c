@@ -78,8 +78,8 @@ bs_config_get_pg_dsn (const char *name, char **out, GError **error)
     {
       g_autofree char *reason = g_strdup (errmsg != NULL ? g_strstrip (errmsg) : "out of memory");
       PQfreemem (errmsg);
-      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG, "%s is not a valid PostgreSQL DSN: %s",
-                   name, reason);
+      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG, "%s is not a valid PostgreSQL DSN: %s", name,
+                   reason);
       return FALSE;
     }
   PQconninfoFree (options);

@@ -10,12 +10,11 @@ G_BEGIN_DECLS
 
 /* The value of @name, or @fallback when unset or empty. With @fallback NULL
  * the variable is required: unset or blank is a BS_ERROR_CONFIG naming it. */
-gboolean bs_config_get_string (const char *name, const char *fallback, char **out,
-                               GError **error);
+gboolean bs_config_get_string (const char *name, const char *fallback, char **out, GError **error);
 
 /* An unsigned integer within [@min, @max]; @fallback when unset. */
-gboolean bs_config_get_uint (const char *name, guint fallback, guint min, guint max,
-                             guint *out, GError **error);
+gboolean bs_config_get_uint (const char *name, guint fallback, guint min, guint max, guint *out,
+                             GError **error);
 
 /* A TCP port 1..65535; @fallback when unset. */
 gboolean bs_config_get_port (const char *name, guint16 fallback, guint16 *out, GError **error);

@@ -23,8 +23,7 @@ typedef enum
   N_CONN_STATES
 } ConnState;
 
-static const char *const conn_state_names[] = { "down", "connecting", "preparing", "idle",
-                                                "busy" };
+static const char *const conn_state_names[] = { "down", "connecting", "preparing", "idle", "busy" };
 
 typedef struct
 {
@@ -83,12 +82,12 @@ bs_db_options_init_default (BsDbOptions *options)
 }
 
 void
-bs_db_connect_params_init (BsDbConnectParams *params, const char *dsn,
-                           const char *application_name)
+bs_db_connect_params_init (BsDbConnectParams *params, const char *dsn, const char *application_name)
 {
-  static const char *const keywords[] = { "keepalives",       "keepalives_idle", "keepalives_interval",
-                                          "keepalives_count", "tcp_user_timeout", "connect_timeout",
-                                          "application_name", "dbname",          NULL };
+  static const char *const keywords[]
+      = { "keepalives",       "keepalives_idle",  "keepalives_interval",
+          "keepalives_count", "tcp_user_timeout", "connect_timeout",
+          "application_name", "dbname",           NULL };
   const char *values[] = { "1", "10", "3", "3", "9000", "5", application_name, dsn, NULL };
 
   G_STATIC_ASSERT (G_N_ELEMENTS (keywords) <= G_N_ELEMENTS (params->keywords));
@@ -224,9 +223,9 @@ conn_reset (Conn *conn, const char *why)
   pool_update_connected (pool);
   if (pool->n_connected == 0 && pool->last_connect_failed)
     pool_fail_waiting (pool);
-  conn->timer_id = g_timeout_add (g_random_int_range ((gint32) conn->backoff_ms / 2,
-                                                      (gint32) conn->backoff_ms + 1),
-                                  conn_retry_cb, conn);
+  conn->timer_id = g_timeout_add (
+      g_random_int_range ((gint32) conn->backoff_ms / 2, (gint32) conn->backoff_ms + 1),
+      conn_retry_cb, conn);
 }
 
 static char *
@@ -394,7 +393,8 @@ conn_read_results (Conn *conn)
                 {
                   g_autofree char *why = g_strdup_printf (
                       "preparing %s: %s",
-                      g_array_index (conn->pool->statements, BsDbStatement, conn->prepare_index).name,
+                      g_array_index (conn->pool->statements, BsDbStatement, conn->prepare_index)
+                          .name,
                       prep != NULL ? PQresultErrorMessage (prep) : "no result");
                   conn_reset (conn, g_strstrip (why));
                   return;
@@ -557,9 +557,8 @@ bs_db_pool_new (const char *dsn, const BsDbStatement *statements, const BsDbOpti
   else
     bs_db_options_init_default (&pool->options);
   pool->options.size = MAX (pool->options.size, 1);
-  pool->application_name = g_strdup (pool->options.application_name != NULL
-                                         ? pool->options.application_name
-                                         : "bookstore");
+  pool->application_name = g_strdup (
+      pool->options.application_name != NULL ? pool->options.application_name : "bookstore");
   pool->conns = g_new0 (Conn, pool->options.size);
   for (guint i = 0; i < pool->options.size; i++)
     {
@@ -576,9 +575,9 @@ bs_db_pool_new (const char *dsn, const BsDbStatement *statements, const BsDbOpti
   bs_metric_set (max_conns, NULL, pool->options.size);
   pool->waiting_gauge = bs_metrics_gauge (metrics, "db_pool_waiting_queries",
                                           "Queries waiting for a free connection.", NULL);
-  pool->queries_total = bs_metrics_counter (metrics, "db_queries_total",
-                                            "Database queries, by outcome.",
-                                            (const char *const[]){ "outcome", NULL });
+  pool->queries_total
+      = bs_metrics_counter (metrics, "db_queries_total", "Database queries, by outcome.",
+                            (const char *const[]){ "outcome", NULL });
   pool->query_duration = bs_metrics_histogram (
       metrics, "db_query_duration_seconds",
       "Time from queueing a query to its result, including waiting for a connection.", NULL,
@@ -700,8 +699,7 @@ ping_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (GTask) task = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (PGresult) res = bs_db_pool_query_finish (g_task_get_task_data (task), result,
-                                                      &error);
+  g_autoptr (PGresult) res = bs_db_pool_query_finish (g_task_get_task_data (task), result, &error);
 
   if (res == NULL)
     g_task_return_error (task, g_steal_pointer (&error));

@@ -1,7 +1,7 @@
 /* bs-error.c: one table from error code to HTTP status and code name. */
 #include "bs-error.h"
 
-G_DEFINE_QUARK (bs-error-quark, bs_error)
+G_DEFINE_QUARK (bs - error - quark, bs_error)
 
 typedef struct
 {

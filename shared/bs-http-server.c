@@ -91,9 +91,8 @@ set_error_response (SoupServerMessage *msg, int code, const char *message)
 static void
 reject_too_large (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request)
 {
-  g_autofree char *message
-      = g_strdup_printf ("request body is larger than %" G_GSIZE_FORMAT " bytes",
-                         server->limits.max_body_bytes);
+  g_autofree char *message = g_strdup_printf (
+      "request body is larger than %" G_GSIZE_FORMAT " bytes", server->limits.max_body_bytes);
 
   request->too_large = TRUE;
   /* Keep reading (and discarding) the body so the client sees the 413, but
@@ -115,8 +114,8 @@ got_headers_cb (SoupServerMessage *msg, gpointer user_data)
   if (request == NULL)
     return;
   request->started_us = g_get_monotonic_time ();
-  request->request_id = bs_request_id_from_header (soup_message_headers_get_one (headers,
-                                                                                 "X-Request-ID"));
+  request->request_id
+      = bs_request_id_from_header (soup_message_headers_get_one (headers, "X-Request-ID"));
   soup_message_headers_replace (soup_server_message_get_response_headers (msg), "X-Request-ID",
                                 request->request_id);
 
@@ -239,10 +238,10 @@ record_finished (BsHttpServer *server, SoupServerMessage *msg, gboolean aborted)
   bs_metric_observe (server->request_duration, (const char *const[]){ route, method, NULL },
                      seconds);
 
-  user_agent = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
-                                             "User-Agent");
+  user_agent
+      = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "User-Agent");
   bs_log_access (g_strcmp0 (user_agent, WATCHDOG_USER_AGENT) == 0 ? G_LOG_LEVEL_DEBUG
-                                                                   : G_LOG_LEVEL_INFO,
+                                                                  : G_LOG_LEVEL_INFO,
                  request->request_id, method, path, status, seconds * 1000.0);
   check_drained (server);
 }
@@ -375,9 +374,8 @@ bs_http_server_new (BsRouter *router, BsMetrics *metrics, const BsHttpLimits *li
       "Time from request headers to the end of the response, by route template.",
       (const char *const[]){ "handler", "method", NULL }, bs_metrics_latency_buckets,
       bs_metrics_n_latency_buckets);
-  server->in_flight_gauge = bs_metrics_gauge (metrics, "http_requests_in_flight",
-                                              "Requests handed to a handler and not finished.",
-                                              NULL);
+  server->in_flight_gauge = bs_metrics_gauge (
+      metrics, "http_requests_in_flight", "Requests handed to a handler and not finished.", NULL);
 
   g_signal_connect (server->soup, "request-started", G_CALLBACK (request_started_cb), server);
   g_signal_connect (server->soup, "request-finished", G_CALLBACK (request_finished_cb), server);

@@ -12,9 +12,9 @@ typedef struct _BsHttpServer BsHttpServer;
 
 typedef struct
 {
-  gsize max_body_bytes;       /* larger bodies get 413; default 1 MiB */
-  guint request_timeout_ms;   /* a whole request, or an idle keep-alive wait; default 15 s */
-  guint listen_backlog;       /* default 1024 */
+  gsize max_body_bytes;     /* larger bodies get 413; default 1 MiB */
+  guint request_timeout_ms; /* a whole request, or an idle keep-alive wait; default 15 s */
+  guint listen_backlog;     /* default 1024 */
 } BsHttpLimits;
 
 #define BS_HTTP_DEFAULT_MAX_BODY (1024 * 1024)
@@ -25,8 +25,7 @@ void bs_http_limits_init_default (BsHttpLimits *limits);
 
 /* Takes ownership of @router. @metrics gets http_requests_total and
  * http_request_duration_seconds; it must outlive the server. */
-BsHttpServer *bs_http_server_new (BsRouter *router, BsMetrics *metrics,
-                                  const BsHttpLimits *limits);
+BsHttpServer *bs_http_server_new (BsRouter *router, BsMetrics *metrics, const BsHttpLimits *limits);
 void bs_http_server_free (BsHttpServer *server);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsHttpServer, bs_http_server_free)
 

@@ -99,8 +99,8 @@ bs_json_check_members (JsonObject *object, const char *const *allowed, GError **
 }
 
 gboolean
-bs_json_get_string (JsonObject *object, const char *member, gboolean allow_blank,
-                    guint max_chars, char **out, GError **error)
+bs_json_get_string (JsonObject *object, const char *member, gboolean allow_blank, guint max_chars,
+                    char **out, GError **error)
 {
   JsonNode *node = json_object_get_member (object, member);
   g_autofree char *value = NULL;
@@ -121,8 +121,8 @@ bs_json_get_string (JsonObject *object, const char *member, gboolean allow_blank
     }
   if (g_utf8_strlen (value, -1) > (glong) max_chars)
     {
-      g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s must be at most %u characters",
-                   member, max_chars);
+      g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s must be at most %u characters", member,
+                   max_chars);
       return FALSE;
     }
   *out = g_steal_pointer (&value);
@@ -130,8 +130,8 @@ bs_json_get_string (JsonObject *object, const char *member, gboolean allow_blank
 }
 
 gboolean
-bs_json_get_int (JsonObject *object, const char *member, gint64 min, gint64 max,
-                 gboolean *present, gint64 *out, GError **error)
+bs_json_get_int (JsonObject *object, const char *member, gint64 min, gint64 max, gboolean *present,
+                 gint64 *out, GError **error)
 {
   JsonNode *node = json_object_get_member (object, member);
   gint64 value;

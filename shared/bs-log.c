@@ -116,8 +116,7 @@ priority_for (GLogLevelFlags level)
 
 void
 bs_log_request_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
-                     const char *file, const char *line, const char *func, const char *format,
-                     ...)
+                     const char *file, const char *line, const char *func, const char *format, ...)
 {
   va_list args;
   g_autofree char *message = NULL;

@@ -10,27 +10,26 @@ G_BEGIN_DECLS
 void bs_log_init (void);
 
 /* The writer itself, exposed for tests. */
-GLogWriterOutput bs_log_writer (GLogLevelFlags log_level, const GLogField *fields,
-                                gsize n_fields, gpointer user_data);
+GLogWriterOutput bs_log_writer (GLogLevelFlags log_level, const GLogField *fields, gsize n_fields,
+                                gpointer user_data);
 
 /* Render one record as a single JSON line (no trailing newline). */
 char *bs_log_format_json (GLogLevelFlags log_level, const GLogField *fields, gsize n_fields);
 
 /* A message tied to a request: adds REQUEST_ID and the code location. */
 void bs_log_request_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
-                          const char *file, const char *line, const char *func,
-                          const char *format, ...) G_GNUC_PRINTF (7, 8);
+                          const char *file, const char *line, const char *func, const char *format,
+                          ...) G_GNUC_PRINTF (7, 8);
 
-#define bs_log_request(level, request_id, ...)                                                   \
-  bs_log_request_full (G_LOG_DOMAIN, level, request_id, __FILE__, G_STRINGIFY (__LINE__),       \
+#define bs_log_request(level, request_id, ...)                                                     \
+  bs_log_request_full (G_LOG_DOMAIN, level, request_id, __FILE__, G_STRINGIFY (__LINE__),          \
                        G_STRFUNC, __VA_ARGS__)
 
 /* One access record per HTTP request. */
 void bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
-                         const char *method, const char *path, guint status,
-                         double duration_ms);
+                         const char *method, const char *path, guint status, double duration_ms);
 
-#define bs_log_access(level, request_id, method, path, status, duration_ms)                      \
+#define bs_log_access(level, request_id, method, path, status, duration_ms)                        \
   bs_log_access_full (G_LOG_DOMAIN, level, request_id, method, path, status, duration_ms)
 
 G_END_DECLS

@@ -14,8 +14,8 @@ typedef enum
 
 typedef struct
 {
-  char **label_values; /* owned, NULL-terminated */
-  double value;        /* counter or gauge */
+  char **label_values;    /* owned, NULL-terminated */
+  double value;           /* counter or gauge */
   guint64 *bucket_counts; /* histogram: n_buckets + 1 (the last is +Inf) */
   double sum;
   guint64 count;
@@ -120,8 +120,8 @@ family_sample (BsMetricFamily *family, const char *const *label_values)
     return sample;
 
   sample = g_new0 (Sample, 1);
-  sample->label_values = family->n_labels > 0 ? g_strdupv ((char **) label_values)
-                                              : g_new0 (char *, 1);
+  sample->label_values
+      = family->n_labels > 0 ? g_strdupv ((char **) label_values) : g_new0 (char *, 1);
   if (family->type == FAMILY_HISTOGRAM)
     sample->bucket_counts = g_new0 (guint64, family->n_buckets + 1);
   g_hash_table_insert (family->samples, g_steal_pointer (&key), sample);
@@ -137,8 +137,8 @@ add_family (BsMetrics *metrics, FamilyType type, const char *name, const char *h
   family->type = type;
   family->name = g_strdup (name);
   family->help = g_strdup (help);
-  family->label_names = label_names != NULL ? g_strdupv ((char **) label_names)
-                                            : g_new0 (char *, 1);
+  family->label_names
+      = label_names != NULL ? g_strdupv ((char **) label_names) : g_new0 (char *, 1);
   family->n_labels = g_strv_length (family->label_names);
   family->samples = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, sample_free);
   g_ptr_array_add (metrics->families, family);
@@ -261,8 +261,8 @@ append_escaped (GString *out, const char *text, gboolean escape_quotes)
 
 /* name{a="x",b="y",extra} */
 static void
-append_series (GString *out, const BsMetricFamily *family, const char *suffix,
-               const Sample *sample, const char *extra_name, const char *extra_value)
+append_series (GString *out, const BsMetricFamily *family, const char *suffix, const Sample *sample,
+               const char *extra_name, const char *extra_value)
 {
   gboolean any = FALSE;
 

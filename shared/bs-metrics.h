@@ -27,8 +27,8 @@ BsMetricFamily *bs_metrics_histogram (BsMetrics *metrics, const char *name, cons
                                       gsize n_buckets);
 
 /* @destroy (may be NULL) frees @user_data with the registry. */
-void bs_metrics_add_collector (BsMetrics *metrics, BsMetricsCollector collector,
-                               gpointer user_data, GDestroyNotify destroy);
+void bs_metrics_add_collector (BsMetrics *metrics, BsMetricsCollector collector, gpointer user_data,
+                               GDestroyNotify destroy);
 
 /* @label_values: one per label name, or NULL when the family has none. */
 void bs_metric_inc (BsMetricFamily *family, const char *const *label_values, double by);

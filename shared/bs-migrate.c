@@ -37,8 +37,8 @@ exec_ok (PGconn *pg, const char *what, PGresult *result, GError **error)
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
     return TRUE;
   g_set_error (error, BS_ERROR,
-               PQstatus (pg) == CONNECTION_OK ? BS_ERROR_INTERNAL : BS_ERROR_UNAVAILABLE,
-               "%s: %s", what, g_strstrip (PQresultErrorMessage (result)));
+               PQstatus (pg) == CONNECTION_OK ? BS_ERROR_INTERNAL : BS_ERROR_UNAVAILABLE, "%s: %s",
+               what, g_strstrip (PQresultErrorMessage (result)));
   return FALSE;
 }
 
@@ -79,8 +79,8 @@ apply_one (PGconn *pg, const char *resource_dir, const char *name, GError **erro
       return FALSE;
     }
   g_clear_pointer (&result, PQclear);
-  result = PQexecParams (pg, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, NULL,
-                         params, NULL, NULL, 0);
+  result = PQexecParams (pg, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, NULL, params,
+                         NULL, NULL, 0);
   if (!exec_ok (pg, "recording the migration", result, error))
     {
       rollback (pg);

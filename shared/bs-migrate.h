@@ -10,9 +10,8 @@ G_BEGIN_DECLS
  * pg_advisory_lock(@lock_key) so that instances starting together take turns.
  * Blocking: runs in a worker thread via bs_migrate_async(). *@n_applied says
  * how many were new. */
-gboolean bs_migrate_run (const char *dsn, const char *application_name,
-                         const char *resource_dir, gint64 lock_key, guint *n_applied,
-                         GError **error);
+gboolean bs_migrate_run (const char *dsn, const char *application_name, const char *resource_dir,
+                         gint64 lock_key, guint *n_applied, GError **error);
 
 void bs_migrate_async (const char *dsn, const char *application_name, const char *resource_dir,
                        gint64 lock_key, GCancellable *cancellable, GAsyncReadyCallback callback,

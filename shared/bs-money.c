@@ -35,8 +35,8 @@ bs_money_parse (const char *text, gint64 *out_cents, GError **error)
         }
       if (++int_digits > 8)
         {
-          g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION,
-                       "price must be at most %s", "99999999.99");
+          g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "price must be at most %s",
+                       "99999999.99");
           return FALSE;
         }
       units = units * 10 + (*p - '0');
@@ -122,8 +122,7 @@ bs_money_from_json (JsonNode *node, gint64 *out_cents, GError **error)
     }
 
 wrong_type:
-  g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION,
-                       "price must be a string or a number");
+  g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION, "price must be a string or a number");
   return FALSE;
 }
 
@@ -132,6 +131,6 @@ bs_money_format (gint64 cents)
 {
   guint64 magnitude = cents < 0 ? (guint64) (-(cents + 1)) + 1 : (guint64) cents;
 
-  return g_strdup_printf ("%s%" G_GUINT64_FORMAT ".%02u", cents < 0 ? "-" : "",
-                          magnitude / 100, (guint) (magnitude % 100));
+  return g_strdup_printf ("%s%" G_GUINT64_FORMAT ".%02u", cents < 0 ? "-" : "", magnitude / 100,
+                          (guint) (magnitude % 100));
 }

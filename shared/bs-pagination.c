@@ -56,10 +56,10 @@ bs_page_link_header (const char *path, const BsPage *page, gint64 total)
                                              "&offset=%" G_GINT64_FORMAT ">; rel=\"next\"",
                                              path, page->limit, page->offset + page->limit));
   if (page->offset > 0)
-    g_ptr_array_add (links, g_strdup_printf ("<%s?limit=%" G_GINT64_FORMAT
-                                             "&offset=%" G_GINT64_FORMAT ">; rel=\"prev\"",
-                                             path, page->limit,
-                                             MAX (page->offset - page->limit, 0)));
+    g_ptr_array_add (links,
+                     g_strdup_printf ("<%s?limit=%" G_GINT64_FORMAT "&offset=%" G_GINT64_FORMAT
+                                      ">; rel=\"prev\"",
+                                      path, page->limit, MAX (page->offset - page->limit, 0)));
   if (links->len == 0)
     return NULL;
   g_ptr_array_add (links, NULL);
@@ -83,8 +83,7 @@ bs_parse_id (const char *text, const char *what, gint64 *out, GError **error)
 {
   guint64 value = 0;
 
-  if (!all_digits (text)
-      || !g_ascii_string_to_unsigned (text, 10, 1, G_MAXINT64, &value, NULL))
+  if (!all_digits (text) || !g_ascii_string_to_unsigned (text, 10, 1, G_MAXINT64, &value, NULL))
     {
       g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION,
                    "%s must be a positive integer no larger than %" G_GINT64_FORMAT, what,

@@ -79,17 +79,17 @@ bs_process_metrics_register (BsMetrics *metrics)
   ProcessMetrics *pm = g_new0 (ProcessMetrics, 1);
 
   pm->cpu = bs_metrics_counter (metrics, "process_cpu_seconds_total",
-                               "Total user and system CPU time spent in seconds.", NULL);
+                                "Total user and system CPU time spent in seconds.", NULL);
   pm->rss = bs_metrics_gauge (metrics, "process_resident_memory_bytes",
-                             "Resident memory size in bytes.", NULL);
+                              "Resident memory size in bytes.", NULL);
   pm->vsize = bs_metrics_gauge (metrics, "process_virtual_memory_bytes",
-                               "Virtual memory size in bytes.", NULL);
-  pm->open_fds = bs_metrics_gauge (metrics, "process_open_fds",
-                                  "Number of open file descriptors.", NULL);
+                                "Virtual memory size in bytes.", NULL);
+  pm->open_fds
+      = bs_metrics_gauge (metrics, "process_open_fds", "Number of open file descriptors.", NULL);
   pm->max_fds = bs_metrics_gauge (metrics, "process_max_fds",
-                                 "Maximum number of open file descriptors.", NULL);
-  pm->start_time = bs_metrics_gauge (metrics, "process_start_time_seconds",
-                                    "Start time of the process since unix epoch in seconds.",
-                                    NULL);
+                                  "Maximum number of open file descriptors.", NULL);
+  pm->start_time
+      = bs_metrics_gauge (metrics, "process_start_time_seconds",
+                          "Start time of the process since unix epoch in seconds.", NULL);
   bs_metrics_add_collector (metrics, collect, pm, g_free);
 }

@@ -26,7 +26,7 @@ struct _BsRequest
   GHashTable *params;         /* name → value */
   GHashTable *query;          /* name → value, from libsoup */
   GCancellable *cancellable;
-  gsize body_bytes;           /* counted for chunked bodies */
+  gsize body_bytes; /* counted for chunked bodies */
   gboolean too_large;
 };
 

@@ -164,8 +164,7 @@ reply_end (BsRequest *request)
 }
 
 void
-bs_request_reply_bytes (BsRequest *request, guint status, const char *content_type,
-                        GBytes *body)
+bs_request_reply_bytes (BsRequest *request, guint status, const char *content_type, GBytes *body)
 {
   gsize len = 0;
   gconstpointer data;
@@ -219,8 +218,7 @@ bs_request_reply_error (BsRequest *request, const GError *error)
 
   if (status >= 500)
     bs_log_request (G_LOG_LEVEL_WARNING, request->request_id, "%s %s failed: %s",
-                    bs_request_get_method (request), bs_request_get_path (request),
-                    error->message);
+                    bs_request_get_method (request), bs_request_get_path (request), error->message);
   if (status == 503)
     bs_request_set_header (request, "Retry-After", "1");
   bs_request_reply_json (request, status, body);

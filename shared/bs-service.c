@@ -78,8 +78,7 @@ bs_service_new (const char *name, guint16 default_port, GError **error)
   if (!g_hostname_is_ip_address (service->bind_address))
     {
       g_set_error (error, BS_ERROR, BS_ERROR_CONFIG,
-                   "BIND_ADDRESS=\"%s\" is invalid: expected an IP address",
-                   service->bind_address);
+                   "BIND_ADDRESS=\"%s\" is invalid: expected an IP address", service->bind_address);
       return NULL;
     }
   limits.request_timeout_ms = timeout_ms;
@@ -171,8 +170,8 @@ probe_finished (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   Probe *probe = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), result,
-                                                               &error);
+  g_autoptr (GBytes) body
+      = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
   SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (source), result);
   gboolean healthy = body != NULL && msg != NULL && soup_message_get_status (msg) == 200;
 
@@ -198,9 +197,8 @@ watchdog_probe (BsWatchdogProbeDone done, gpointer done_data, gpointer user_data
     host = "127.0.0.1";
   else if (g_str_equal (host, "::"))
     host = "::1";
-  uri = strchr (host, ':') != NULL
-            ? g_strdup_printf ("http://[%s]:%u/livez", host, service->port)
-            : g_strdup_printf ("http://%s:%u/livez", host, service->port);
+  uri = strchr (host, ':') != NULL ? g_strdup_printf ("http://[%s]:%u/livez", host, service->port)
+                                   : g_strdup_printf ("http://%s:%u/livez", host, service->port);
   msg = soup_message_new ("GET", uri);
   probe->done = done;
   probe->done_data = done_data;

@@ -42,8 +42,8 @@ bs_systemd_take_listen_socket (GError **error)
     }
   if (n > 1)
     {
-      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG,
-                   "LISTEN_FDS=%d: expected exactly one socket", n);
+      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG, "LISTEN_FDS=%d: expected exactly one socket",
+                   n);
       return NULL;
     }
   if (sd_is_socket (fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)

@@ -16,8 +16,7 @@ GSocket *bs_systemd_take_listen_socket (GError **error);
 /* A health probe the watchdog runs before each ping; it calls @done with
  * TRUE when the service still works. */
 typedef void (*BsWatchdogProbeDone) (gboolean healthy, gpointer done_data);
-typedef void (*BsWatchdogProbe) (BsWatchdogProbeDone done, gpointer done_data,
-                                 gpointer user_data);
+typedef void (*BsWatchdogProbe) (BsWatchdogProbeDone done, gpointer done_data, gpointer user_data);
 
 typedef struct _BsWatchdog BsWatchdog;
 
