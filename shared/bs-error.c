@@ -1,7 +1,9 @@
 /* bs-error.c: one table from error code to HTTP status and code name. */
 #include "bs-error.h"
 
-G_DEFINE_QUARK (bs - error - quark, bs_error)
+/* clang-format off */
+G_DEFINE_QUARK (bs-error-quark, bs_error)
+/* clang-format on */
 
 typedef struct
 {

@@ -5,35 +5,263 @@
 
 #include <string.h>
 
-/* Scan brackets outside strings; json-glib would recurse once per level. */
-static gboolean
-depth_within_limit (const char *data, gsize len)
+/* A strict RFC 8259 checker that runs before json-glib, because json-glib
+ * 1.6 recurses without bound, accepts comments, single quotes, leading zeros
+ * and several top-level values (leaking all but the first), and wraps integer
+ * literals outside 64 bits. Recursion here is bounded by BS_JSON_MAX_DEPTH. */
+typedef struct
 {
-  guint depth = 0;
-  gboolean in_string = FALSE;
+  const char *p;
+  const char *end;
+  const char *problem; /* static text: what is wrong */
+} Scanner;
 
-  for (gsize i = 0; i < len; i++)
+static gboolean scan_value (Scanner *sc, guint depth);
+
+static void
+skip_ws (Scanner *sc)
+{
+  while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
+    sc->p++;
+}
+
+static gboolean
+fail (Scanner *sc, const char *problem)
+{
+  if (sc->problem == NULL)
+    sc->problem = problem;
+  return FALSE;
+}
+
+static int
+hex4 (const char *p)
+{
+  int v = 0;
+
+  for (int i = 0; i < 4; i++)
     {
-      char c = data[i];
-      if (in_string)
+      int d = g_ascii_xdigit_value (p[i]);
+      if (d < 0)
+        return -1;
+      v = v * 16 + d;
+    }
+  return v;
+}
+
+static gboolean
+scan_string (Scanner *sc)
+{
+  sc->p++; /* opening quote */
+  while (sc->p < sc->end)
+    {
+      unsigned char c = (unsigned char) *sc->p;
+      if (c == '"')
         {
-          if (c == '\\')
-            i++;
-          else if (c == '"')
-            in_string = FALSE;
+          sc->p++;
+          return TRUE;
+        }
+      if (c < 0x20)
+        return fail (sc, "control character in a string (escape it)");
+      if (c != '\\')
+        {
+          sc->p++;
           continue;
         }
-      if (c == '"')
-        in_string = TRUE;
-      else if (c == '[' || c == '{')
+      if (sc->end - sc->p < 2)
+        break;
+      switch (sc->p[1])
         {
-          if (++depth > BS_JSON_MAX_DEPTH)
-            return FALSE;
+          case '"':
+          case '\\':
+          case '/':
+          case 'b':
+          case 'f':
+          case 'n':
+          case 'r':
+          case 't':
+            sc->p += 2;
+            break;
+          case 'u':
+            {
+              int cp = sc->end - sc->p >= 6 ? hex4 (sc->p + 2) : -1;
+              if (cp < 0)
+                return fail (sc, "bad \\u escape");
+              if (cp == 0)
+                return fail (sc, "\\u0000 is not allowed in strings");
+              sc->p += 6;
+              if (cp >= 0xDC00 && cp <= 0xDFFF)
+                return fail (sc, "unpaired UTF-16 surrogate");
+              if (cp >= 0xD800 && cp <= 0xDBFF)
+                {
+                  int lo = sc->end - sc->p >= 6 && sc->p[0] == '\\' && sc->p[1] == 'u'
+                               ? hex4 (sc->p + 2)
+                               : -1;
+                  if (lo < 0xDC00 || lo > 0xDFFF)
+                    return fail (sc, "unpaired UTF-16 surrogate");
+                  sc->p += 6;
+                }
+            }
+            break;
+          default:
+            return fail (sc, "bad escape in a string");
         }
-      else if ((c == ']' || c == '}') && depth > 0)
-        depth--;
+    }
+  return fail (sc, "unterminated string");
+}
+
+static gboolean
+scan_digits (Scanner *sc)
+{
+  const char *start = sc->p;
+
+  while (sc->p < sc->end && g_ascii_isdigit (*sc->p))
+    sc->p++;
+  return sc->p > start;
+}
+
+static gboolean
+scan_number (Scanner *sc)
+{
+  const char *start = sc->p;
+  gboolean integer = TRUE;
+
+  if (*sc->p == '-')
+    sc->p++;
+  if (sc->p < sc->end && *sc->p == '0')
+    {
+      sc->p++;
+      if (sc->p < sc->end && g_ascii_isdigit (*sc->p))
+        return fail (sc, "numbers must not have leading zeros");
+    }
+  else if (!scan_digits (sc))
+    return fail (sc, "bad number");
+  if (sc->p < sc->end && *sc->p == '.')
+    {
+      sc->p++;
+      integer = FALSE;
+      if (!scan_digits (sc))
+        return fail (sc, "bad number");
+    }
+  if (sc->p < sc->end && (*sc->p == 'e' || *sc->p == 'E'))
+    {
+      sc->p++;
+      integer = FALSE;
+      if (sc->p < sc->end && (*sc->p == '+' || *sc->p == '-'))
+        sc->p++;
+      if (!scan_digits (sc))
+        return fail (sc, "bad number");
+    }
+  if (integer)
+    {
+      /* json-glib wraps integers outside 64 bits: refuse them here */
+      g_autofree char *text = g_strndup (start, sc->p - start);
+      gint64 value;
+      if (!g_ascii_string_to_signed (text, 10, G_MININT64, G_MAXINT64, &value, NULL))
+        return fail (sc, "integer out of range");
     }
   return TRUE;
+}
+
+static gboolean
+scan_literal (Scanner *sc, const char *word)
+{
+  gsize len = strlen (word);
+
+  if ((gsize) (sc->end - sc->p) < len || memcmp (sc->p, word, len) != 0)
+    return fail (sc, "unexpected character");
+  sc->p += len;
+  return TRUE;
+}
+
+static gboolean
+scan_container (Scanner *sc, guint depth, char close)
+{
+  gboolean object = close == '}';
+
+  if (depth >= BS_JSON_MAX_DEPTH)
+    return fail (sc, "nested too deeply");
+  sc->p++;
+  skip_ws (sc);
+  if (sc->p < sc->end && *sc->p == close)
+    {
+      sc->p++;
+      return TRUE;
+    }
+  for (;;)
+    {
+      if (object)
+        {
+          if (sc->p >= sc->end || *sc->p != '"')
+            return fail (sc, "expected a member name in double quotes");
+          if (!scan_string (sc))
+            return FALSE;
+          skip_ws (sc);
+          if (sc->p >= sc->end || *sc->p != ':')
+            return fail (sc, "expected ':' after a member name");
+          sc->p++;
+        }
+      if (!scan_value (sc, depth + 1))
+        return FALSE;
+      skip_ws (sc);
+      if (sc->p < sc->end && *sc->p == ',')
+        {
+          sc->p++;
+          skip_ws (sc);
+          continue;
+        }
+      if (sc->p < sc->end && *sc->p == close)
+        {
+          sc->p++;
+          return TRUE;
+        }
+      return fail (sc, object ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+}
+
+static gboolean
+scan_value (Scanner *sc, guint depth)
+{
+  skip_ws (sc);
+  if (sc->p >= sc->end)
+    return fail (sc, "unexpected end of input");
+  switch (*sc->p)
+    {
+      case '{':
+        return scan_container (sc, depth, '}');
+      case '[':
+        return scan_container (sc, depth, ']');
+      case '"':
+        return scan_string (sc);
+      case 't':
+        return scan_literal (sc, "true");
+      case 'f':
+        return scan_literal (sc, "false");
+      case 'n':
+        return scan_literal (sc, "null");
+      default:
+        if (*sc->p == '-' || g_ascii_isdigit (*sc->p))
+          return scan_number (sc);
+        return fail (sc, "unexpected character");
+    }
+}
+
+/* TRUE when @data is exactly one valid JSON value; else *@problem says why
+ * and *@offset where. */
+gboolean
+bs_json_validate (const char *data, gsize len, const char **problem, gsize *offset)
+{
+  Scanner sc = { data, data + len, NULL };
+
+  if (scan_value (&sc, 0))
+    {
+      skip_ws (&sc);
+      if (sc.p == sc.end)
+        return TRUE;
+      fail (&sc, "unexpected data after the JSON value");
+    }
+  *problem = sc.problem;
+  *offset = (gsize) (sc.p - data);
+  return FALSE;
 }
 
 JsonObject *
@@ -42,6 +270,8 @@ bs_json_parse_object (const char *data, gsize len, GError **error)
   g_autoptr (JsonParser) parser = NULL;
   g_autoptr (GError) parse_error = NULL;
   JsonNode *root;
+  const char *problem = NULL;
+  gsize offset = 0;
 
   if (data == NULL || len == 0)
     {
@@ -55,10 +285,10 @@ bs_json_parse_object (const char *data, gsize len, GError **error)
                            "request body is not valid UTF-8");
       return NULL;
     }
-  if (!depth_within_limit (data, len))
+  if (!bs_json_validate (data, len, &problem, &offset))
     {
       g_set_error (error, BS_ERROR, BS_ERROR_MALFORMED_JSON,
-                   "request body nests deeper than %d levels", BS_JSON_MAX_DEPTH);
+                   "malformed JSON at byte %" G_GSIZE_FORMAT ": %s", offset, problem);
       return NULL;
     }
 
@@ -70,7 +300,13 @@ bs_json_parse_object (const char *data, gsize len, GError **error)
       return NULL;
     }
   root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+  if (root == NULL)
+    {
+      g_set_error_literal (error, BS_ERROR, BS_ERROR_MALFORMED_JSON,
+                           "request body holds no JSON value");
+      return NULL;
+    }
+  if (!JSON_NODE_HOLDS_OBJECT (root))
     {
       g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION,
                            "request body must be a JSON object");
@@ -114,6 +350,13 @@ bs_json_get_string (JsonObject *object, const char *member, gboolean allow_blank
       return FALSE;
     }
   value = g_strstrip (g_strdup (json_node_get_string (node)));
+  for (const char *c = value; *c != '\0'; c++)
+    if ((unsigned char) *c < 0x20 && *c != '\n' && *c != '\t' && *c != '\r')
+      {
+        g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s must not contain control characters",
+                     member);
+        return FALSE;
+      }
   if (!allow_blank && *value == '\0')
     {
       g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s must not be blank", member);
@@ -161,6 +404,30 @@ bs_json_to_string (JsonNode *node, gsize *length)
 {
   g_autoptr (JsonGenerator) generator = json_generator_new ();
 
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  GString *out;
+
   json_generator_set_root (generator, node);
-  return json_generator_to_data (generator, length);
+  text = json_generator_to_data (generator, &len);
+  if (memchr (text, 0x1f, len) == NULL)
+    {
+      if (length != NULL)
+        *length = len;
+      return g_steal_pointer (&text);
+    }
+  /* json-glib 1.6 escapes 0x01..0x1e but writes 0x1f raw, which is invalid
+   * JSON. Structural characters are never control characters, so every 0x1f
+   * byte is inside a string and can be escaped in place. */
+  out = g_string_sized_new (len + 16);
+  for (gsize i = 0; i < len; i++)
+    {
+      if (text[i] == 0x1f)
+        g_string_append (out, "\\u001f");
+      else
+        g_string_append_c (out, text[i]);
+    }
+  if (length != NULL)
+    *length = out->len;
+  return g_string_free (out, FALSE);
 }

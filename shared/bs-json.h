@@ -9,6 +9,11 @@ G_BEGIN_DECLS
 /* Deepest nesting accepted; json-glib recurses, so depth is checked first. */
 #define BS_JSON_MAX_DEPTH 32
 
+/* TRUE when @data is exactly one strict RFC 8259 JSON value nested at most
+ * BS_JSON_MAX_DEPTH deep, with integer literals within 64 bits and no
+ * \u0000 or lone surrogates; else *@problem (static text) and *@offset. */
+gboolean bs_json_validate (const char *data, gsize len, const char **problem, gsize *offset);
+
 /* Parse @data (@len bytes, not NUL-terminated) into a JSON object.
  * BS_ERROR_MALFORMED_JSON for empty, invalid UTF-8, too deep, or not JSON;
  * BS_ERROR_VALIDATION when the top level is not an object. */

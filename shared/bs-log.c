@@ -1,6 +1,8 @@
 /* bs-log.c: one writer for every log call; REQUEST_ID and friends as fields. */
 #include "bs-log.h"
 
+#include "bs-json.h"
+
 #include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -27,7 +29,6 @@ char *
 bs_log_format_json (GLogLevelFlags log_level, const GLogField *fields, gsize n_fields)
 {
   g_autoptr (JsonBuilder) builder = json_builder_new ();
-  g_autoptr (JsonGenerator) generator = json_generator_new ();
   g_autoptr (JsonNode) root = NULL;
   g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
   g_autofree char *timestamp = g_date_time_format_iso8601 (now);
@@ -60,8 +61,7 @@ bs_log_format_json (GLogLevelFlags log_level, const GLogField *fields, gsize n_f
     }
   json_builder_end_object (builder);
   root = json_builder_get_root (builder);
-  json_generator_set_root (generator, root);
-  return json_generator_to_data (generator, NULL);
+  return bs_json_to_string (root, NULL);
 }
 
 GLogWriterOutput

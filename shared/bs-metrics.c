@@ -112,7 +112,11 @@ family_sample (BsMetricFamily *family, const char *const *label_values)
     {
       g_return_val_if_fail (label_values != NULL, NULL);
       g_return_val_if_fail (g_strv_length ((char **) label_values) == family->n_labels, NULL);
-      key = g_strjoinv ("\x1f", (char **) label_values);
+      /* length-prefixed, so no label value can make two tuples collide */
+      GString *k = g_string_new (NULL);
+      for (guint i = 0; i < family->n_labels; i++)
+        g_string_append_printf (k, "%zu:%s;", strlen (label_values[i]), label_values[i]);
+      key = g_string_free (k, FALSE);
     }
 
   sample = g_hash_table_lookup (family->samples, key);
@@ -228,6 +232,20 @@ bs_metric_observe (BsMetricFamily *family, const char *const *label_values, doub
   sample->count++;
 }
 
+/* The shortest decimal that reads back as @value: "0.1", not "0.10000000000000001". */
+static void
+format_shortest (char *buf, gsize size, double value)
+{
+  for (int precision = 15; precision <= 17; precision++)
+    {
+      char fmt[8];
+      g_snprintf (fmt, sizeof fmt, "%%.%dg", precision);
+      g_ascii_formatd (buf, size, fmt, value);
+      if (g_ascii_strtod (buf, NULL) == value)
+        return;
+    }
+}
+
 static void
 append_number (GString *out, double value)
 {
@@ -240,7 +258,10 @@ append_number (GString *out, double value)
   else if (value == floor (value) && fabs (value) < 1e15)
     g_string_append_printf (out, "%.0f", value);
   else
-    g_string_append (out, g_ascii_dtostr (buf, sizeof buf, value));
+    {
+      format_shortest (buf, sizeof buf, value);
+      g_string_append (out, buf);
+    }
 }
 
 static void
@@ -323,7 +344,7 @@ render_family (GString *out, const BsMetricFamily *family)
           if (i == family->n_buckets)
             g_strlcpy (le, "+Inf", sizeof le);
           else
-            g_ascii_dtostr (le, sizeof le, family->buckets[i]);
+            format_shortest (le, sizeof le, family->buckets[i]);
           append_series (out, family, "_bucket", sample, "le", le);
           g_string_append_printf (out, "%" G_GUINT64_FORMAT "\n", sample->bucket_counts[i]);
         }

@@ -13,6 +13,7 @@ bs_money_parse (const char *text, gint64 *out_cents, GError **error)
   gint64 cents = 0;
   guint int_digits = 0;
   guint frac_digits = 0;
+  gboolean seen_digit = FALSE;
 
   g_return_val_if_fail (out_cents != NULL, FALSE);
 
@@ -28,11 +29,9 @@ bs_money_parse (const char *text, gint64 *out_cents, GError **error)
     }
   for (; g_ascii_isdigit (*p); p++)
     {
+      seen_digit = TRUE;
       if (units == 0 && *p == '0')
-        {
-          int_digits = MAX (int_digits, 1);
-          continue; /* leading zeros do not count towards the range */
-        }
+        continue; /* leading zeros do not count towards the range */
       if (++int_digits > 8)
         {
           g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "price must be at most %s",
@@ -41,7 +40,7 @@ bs_money_parse (const char *text, gint64 *out_cents, GError **error)
         }
       units = units * 10 + (*p - '0');
     }
-  if (int_digits == 0)
+  if (!seen_digit)
     goto bad_format;
   if (*p == '.')
     {
