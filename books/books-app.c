@@ -24,10 +24,13 @@ struct _BooksApp
   BooksApi api;
   char *dsn;
   gboolean migrated;
+  gboolean migrating;
   guint migrate_backoff_ms;
   guint migrate_retry_id;
   GCancellable *cancellable;
 };
+
+static gboolean schema_lost_cb (gpointer user_data);
 
 BooksApp *
 books_app_new (GError **error)
@@ -53,6 +56,7 @@ books_app_new (GError **error)
                               bs_service_get_metrics (app->service));
   app->api.pool = app->pool;
   app->api.migrated = &app->migrated;
+  bs_db_pool_set_schema_lost_func (app->pool, schema_lost_cb, app);
   books_api_register (&app->api, bs_service_get_router (app->service));
 
   openapi = g_resources_lookup_data ("/org/bookstore/books/openapi.json", 0, NULL);
@@ -69,14 +73,33 @@ books_app_free (BooksApp *app)
   if (app->cancellable != NULL)
     g_cancellable_cancel (app->cancellable);
   g_clear_handle_id (&app->migrate_retry_id, g_source_remove);
-  g_clear_pointer (&app->service, bs_service_free);
+  /* the pool first: failing its queries replies through the service, and
+   * counts in the service's metrics */
   g_clear_pointer (&app->pool, bs_db_pool_free);
+  g_clear_pointer (&app->service, bs_service_free);
   g_clear_object (&app->cancellable);
   g_free (app->dsn);
   g_free (app);
 }
 
 static void migrate_start (BooksApp *app);
+
+/* The pool found tables missing (a database restored or recreated under
+ * us): become unhealthy and migrate again; the pool retries meanwhile. */
+static gboolean
+schema_lost_cb (gpointer user_data)
+{
+  BooksApp *app = user_data;
+
+  if (app->migrated)
+    {
+      g_warning ("the database schema is missing; applying migrations again");
+      app->migrated = FALSE;
+      app->migrate_backoff_ms = 0;
+    }
+  migrate_start (app);
+  return G_SOURCE_REMOVE;
+}
 
 static gboolean
 migrate_retry_cb (gpointer user_data)
@@ -97,6 +120,7 @@ migrate_done (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
+  app->migrating = FALSE;
   if (applied < 0)
     {
       if (app->migrate_backoff_ms == 0)
@@ -117,6 +141,9 @@ migrate_done (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 migrate_start (BooksApp *app)
 {
+  if (app->migrating || app->migrate_retry_id != 0)
+    return;
+  app->migrating = TRUE;
   bs_migrate_async (app->dsn, SERVICE_NAME, MIGRATIONS_DIR, MIGRATION_LOCK_KEY, app->cancellable,
                     migrate_done, app);
 }

@@ -62,6 +62,8 @@ struct _BsDbPool
   gboolean started;
   gboolean last_connect_failed;
   guint n_connected;
+  GSourceFunc schema_lost_func;
+  gpointer schema_lost_data;
   BsMetricFamily *connections_gauge;
   BsMetricFamily *waiting_gauge;
   BsMetricFamily *queries_total;
@@ -239,6 +241,16 @@ conn_error_message (Conn *conn)
 
 /* ---- connecting and preparing ------------------------------------------- */
 
+void
+bs_db_log_notice (void *user_data, const char *message)
+{
+  g_autofree char *text = g_strstrip (g_strdup (message));
+
+  /* without this libpq prints server notices (and the FATAL a server sends
+   * when it shuts down) straight to stderr, outside our log format */
+  g_message ("PostgreSQL: %s", text);
+}
+
 static void
 conn_prepare_next (Conn *conn)
 {
@@ -282,6 +294,8 @@ conn_connect (Conn *conn)
   bs_db_connect_params_init (&params, pool->dsn, pool->application_name);
   conn->pg = PQconnectStartParams (params.keywords, params.values, 1);
   conn->state = CONN_CONNECTING;
+  if (conn->pg != NULL)
+    PQsetNoticeProcessor (conn->pg, bs_db_log_notice, conn);
   if (conn->pg == NULL || PQstatus (conn->pg) == CONNECTION_BAD)
     {
       g_autofree char *why = conn_error_message (conn);
@@ -391,6 +405,12 @@ conn_read_results (Conn *conn)
               g_autoptr (PGresult) prep = g_steal_pointer (&conn->result);
               if (prep == NULL || PQresultStatus (prep) != PGRES_COMMAND_OK)
                 {
+                  const char *sqlstate
+                      = prep != NULL ? PQresultErrorField (prep, PG_DIAG_SQLSTATE) : NULL;
+                  BsDbPool *pool = conn->pool;
+                  if (sqlstate != NULL && g_str_has_prefix (sqlstate, "42")
+                      && pool->schema_lost_func != NULL)
+                    pool->schema_lost_func (pool->schema_lost_data);
                   g_autofree char *why = g_strdup_printf (
                       "preparing %s: %s",
                       g_array_index (conn->pool->statements, BsDbStatement, conn->prepare_index)
@@ -594,6 +614,13 @@ bs_db_pool_start (BsDbPool *pool)
   pool->started = TRUE;
   for (guint i = 0; i < pool->options.size; i++)
     conn_connect (&pool->conns[i]);
+}
+
+void
+bs_db_pool_set_schema_lost_func (BsDbPool *pool, GSourceFunc func, gpointer user_data)
+{
+  pool->schema_lost_func = func;
+  pool->schema_lost_data = user_data;
 }
 
 gboolean

@@ -41,6 +41,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsDbPool, bs_db_pool_free)
  * query fails at once with BS_ERROR_UNAVAILABLE. */
 void bs_db_pool_start (BsDbPool *pool);
 
+/* Called when preparing the statements fails because an object they name is
+ * missing (SQLSTATE class 42: the schema is gone, e.g. the database was
+ * recreated); the pool keeps retrying with backoff meanwhile. */
+void bs_db_pool_set_schema_lost_func (BsDbPool *pool, GSourceFunc func, gpointer user_data);
+
 /* TRUE when at least one connection is up. */
 gboolean bs_db_pool_is_connected (BsDbPool *pool);
 
@@ -56,6 +61,9 @@ PGresult *bs_db_pool_query_finish (BsDbPool *pool, GAsyncResult *result, GError 
 void bs_db_pool_ping_async (BsDbPool *pool, guint timeout_ms, GCancellable *cancellable,
                             GAsyncReadyCallback callback, gpointer user_data);
 gboolean bs_db_pool_ping_finish (BsDbPool *pool, GAsyncResult *result, GError **error);
+
+/* A libpq notice processor that logs through GLib. */
+void bs_db_log_notice (void *user_data, const char *message);
 
 /* libpq keyword/value arrays: our connection defaults (TCP keepalives, a user
  * timeout, connect_timeout, application_name) first, then @dsn expanded, so

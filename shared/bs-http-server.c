@@ -103,6 +103,69 @@ reject_too_large (BsHttpServer *server, SoupServerMessage *msg, BsRequest *reque
   set_error_response (msg, BS_ERROR_PAYLOAD_TOO_LARGE, message);
 }
 
+static void record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request,
+                           guint status);
+
+typedef struct
+{
+  GIOStream *stream;
+  GBytes *response;
+} StolenReply;
+
+static void
+stolen_reply_free (StolenReply *reply)
+{
+  g_clear_object (&reply->stream);
+  g_clear_pointer (&reply->response, g_bytes_unref);
+  g_free (reply);
+}
+
+static void
+stolen_closed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_io_stream_close_finish (G_IO_STREAM (source), result, NULL);
+  stolen_reply_free (user_data);
+}
+
+static void
+stolen_written (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  StolenReply *reply = user_data;
+
+  g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, NULL);
+  g_io_stream_close_async (reply->stream, G_PRIORITY_DEFAULT, NULL, stolen_closed, reply);
+}
+
+/* A declared body far over the limit: answer 413 at once and close, rather
+ * than reading (and discarding) gigabytes first. We take the connection from
+ * libsoup, so the access record is written here. */
+static void
+reject_huge_body (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request)
+{
+  g_autoptr (GError) error = g_error_new (BS_ERROR, BS_ERROR_PAYLOAD_TOO_LARGE,
+                                          "request body is larger than %" G_GSIZE_FORMAT " bytes",
+                                          server->limits.max_body_bytes);
+  g_autoptr (JsonNode) body = bs_error_body_new (error);
+  gsize body_len = 0;
+  g_autofree char *body_text = bs_json_to_string (body, &body_len);
+  g_autofree char *head = g_strdup_printf ("HTTP/1.1 413 Payload Too Large\r\n"
+                                           "Content-Type: application/json\r\n"
+                                           "Content-Length: %" G_GSIZE_FORMAT "\r\n"
+                                           "X-Request-ID: %s\r\n"
+                                           "Connection: close\r\n\r\n",
+                                           body_len, request->request_id);
+  g_autofree char *text = g_strconcat (head, body_text, NULL);
+  StolenReply *reply = g_new0 (StolenReply, 1);
+
+  request->state = BS_REQUEST_DONE;
+  record_access (server, msg, request, 413);
+  reply->response = g_bytes_new_take (g_steal_pointer (&text), strlen (head) + body_len);
+  reply->stream = soup_server_message_steal_connection (msg);
+  g_output_stream_write_all_async (
+      g_io_stream_get_output_stream (reply->stream), g_bytes_get_data (reply->response, NULL),
+      g_bytes_get_size (reply->response), G_PRIORITY_DEFAULT, NULL, stolen_written, reply);
+}
+
 static void
 got_headers_cb (SoupServerMessage *msg, gpointer user_data)
 {
@@ -120,9 +183,16 @@ got_headers_cb (SoupServerMessage *msg, gpointer user_data)
                                 request->request_id);
 
   length = soup_message_headers_get_content_length (headers);
-  if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH
-      && (guint64) length > server->limits.max_body_bytes)
+  if (soup_message_headers_get_encoding (headers) != SOUP_ENCODING_CONTENT_LENGTH
+      || (guint64) length <= server->limits.max_body_bytes)
+    return;
+  /* Up to a bound, read and discard the body so that clients that send it
+   * before reading (most do) see the 413; beyond it, do not wait for it. */
+  if ((guint64) length <= BS_HTTP_DRAIN_LIMIT
+      || soup_message_headers_get_expectations (headers) & SOUP_EXPECTATION_CONTINUE)
     reject_too_large (server, msg, request);
+  else
+    reject_huge_body (server, msg, request);
 }
 
 static void
@@ -192,32 +262,23 @@ status_class (guint status)
   return "unknown";
 }
 
+/* Metrics and the access record of one request, whichever way it ended. */
 static void
-record_finished (BsHttpServer *server, SoupServerMessage *msg, gboolean aborted)
+record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request, guint status)
 {
-  BsRequest *request = request_for (msg);
+  GUri *uri = soup_server_message_get_uri (msg);
+  /* libsoup may give up on a request before its line parsed: no method or URI */
   const char *method = soup_server_message_get_method (msg);
-  const char *path = g_uri_get_path (soup_server_message_get_uri (msg));
+  const char *path = uri != NULL ? g_uri_get_path (uri) : NULL;
   const char *user_agent;
-  guint status = soup_server_message_get_status (msg);
-  const char *route;
+  const char *route = request->route_template;
   char code[16];
   double seconds;
 
-  if (request == NULL || request->state == BS_REQUEST_DONE)
-    return;
-  if (request->state == BS_REQUEST_HANDLING)
-    {
-      server->in_flight--;
-      bs_metric_set (server->in_flight_gauge, NULL, server->in_flight);
-    }
-  request->state = BS_REQUEST_DONE;
-  g_cancellable_cancel (request->cancellable);
-  track_idle (server, msg);
-
-  if (aborted && status == 0)
-    status = 499; /* the client went away before a response */
-  route = request->route_template;
+  if (method == NULL)
+    method = "-";
+  if (path == NULL)
+    path = "-";
   if (route == NULL)
     {
       const BsRoute *r = NULL;
@@ -243,6 +304,28 @@ record_finished (BsHttpServer *server, SoupServerMessage *msg, gboolean aborted)
   bs_log_access (g_strcmp0 (user_agent, WATCHDOG_USER_AGENT) == 0 ? G_LOG_LEVEL_DEBUG
                                                                   : G_LOG_LEVEL_INFO,
                  request->request_id, method, path, status, seconds * 1000.0);
+}
+
+static void
+record_finished (BsHttpServer *server, SoupServerMessage *msg, gboolean aborted)
+{
+  BsRequest *request = request_for (msg);
+  guint status = soup_server_message_get_status (msg);
+
+  if (request == NULL || request->state == BS_REQUEST_DONE)
+    return;
+  if (request->state == BS_REQUEST_HANDLING)
+    {
+      server->in_flight--;
+      bs_metric_set (server->in_flight_gauge, NULL, server->in_flight);
+    }
+  request->state = BS_REQUEST_DONE;
+  g_cancellable_cancel (request->cancellable);
+  track_idle (server, msg);
+
+  if (aborted && status == 0)
+    status = 499; /* the client went away before a response */
+  record_access (server, msg, request, status);
   check_drained (server);
 }
 

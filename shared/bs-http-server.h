@@ -20,6 +20,9 @@ typedef struct
 #define BS_HTTP_DEFAULT_MAX_BODY (1024 * 1024)
 #define BS_HTTP_DEFAULT_REQUEST_TIMEOUT_MS 15000
 #define BS_HTTP_DEFAULT_BACKLOG 1024
+/* A too-large body declared up to this size is read and discarded so the
+ * client sees the 413; a larger one gets the 413 and the connection closed. */
+#define BS_HTTP_DRAIN_LIMIT (16 * 1024 * 1024)
 
 void bs_http_limits_init_default (BsHttpLimits *limits);
 

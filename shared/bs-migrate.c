@@ -107,6 +107,7 @@ bs_migrate_run (const char *dsn, const char *application_name, const char *resou
 
   bs_db_connect_params_init (&params, dsn, application_name);
   pg = PQconnectdbParams (params.keywords, params.values, 1);
+  PQsetNoticeProcessor (pg, bs_db_log_notice, NULL);
   if (PQstatus (pg) != CONNECTION_OK)
     {
       g_set_error (error, BS_ERROR, BS_ERROR_UNAVAILABLE, "connecting: %s",

@@ -263,10 +263,11 @@ bs_service_run (BsService *service)
   guint term_id = g_unix_signal_add (SIGTERM, signal_cb, service);
   guint int_id = g_unix_signal_add (SIGINT, signal_cb, service);
 
-  service->probe_session = soup_session_new_with_options ("user-agent", "bookstore-watchdog",
-                                                          "max-conns-per-host", 2, NULL);
-  service->watchdog = bs_watchdog_new (watchdog_probe, service);
+  /* no proxy: the self-check talks to ourselves, whatever http_proxy says */
+  service->probe_session = soup_session_new_with_options (
+      "user-agent", "bookstore-watchdog", "max-conns-per-host", 2, "proxy-resolver", NULL, NULL);
   bs_systemd_notify ("READY=1");
+  service->watchdog = bs_watchdog_new (watchdog_probe, service);
   bs_systemd_notify_status ("Serving on port %u", service->port);
   g_message ("%s %s listening on %s:%u%s", service->name, BS_VERSION, service->bind_address,
              service->port,

@@ -1,0 +1,147 @@
+"""GET /metrics: Prometheus text exposition that promtool accepts, with the
+request counters labelled by route template."""
+
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+import requests
+
+from harness import assert_status, describe
+
+SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
+LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """-> list of (name, {labels}, float value)"""
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE_RE.match(line)
+        assert m, f"unparsable metrics line: {line!r}"
+        name, labels, value = m.groups()
+        samples.append((name, dict(LABEL_RE.findall(labels or "")), float(value)))
+    return samples
+
+
+def scrape(daemon):
+    resp = requests.get(daemon.url("/metrics"), timeout=5)
+    assert_status(resp, 200)
+    return resp
+
+
+def value_of(samples, name, **labels):
+    vals = [v for n, l, v in samples if n == name and all(l.get(k) == str(w) for k, w in labels.items())]
+    return sum(vals) if vals else 0.0
+
+
+def test_metrics_content_type(shared_daemon):
+    resp = scrape(shared_daemon)
+    ct = resp.headers.get("Content-Type", "")
+    assert ct.startswith("text/plain"), describe(resp)
+    assert "version=0.0.4" in ct.replace(" ", ""), describe(resp)
+
+
+def test_request_counters_by_route_template(shared_daemon):
+    api = shared_daemon.api
+    book = api.create_book(title="metered")
+    before = parse_metrics(scrape(shared_daemon).text)
+
+    assert_status(api.get(f"/v1/books/{book['id']}"), 200)
+    assert_status(api.get(f"/v1/books/{book['id']}"), 200)
+    assert_status(api.get("/v1/books/987654321"), 404)
+    assert_status(api.get("/v1/books/abc"), 400)
+    assert_status(api.post("/v1/books", json={"title": "m", "author": "a", "price": "1"}), 201)
+
+    text = scrape(shared_daemon).text
+    after = parse_metrics(text)
+
+    def delta(**labels):
+        return value_of(after, "http_requests_total", **labels) - value_of(before, "http_requests_total", **labels)
+
+    h = "/v1/books/{id}"
+    assert delta(handler=h, method="GET", code="200", status_class="2xx") == 2, text
+    assert delta(handler=h, method="GET", code="404", status_class="4xx") == 1, text
+    assert delta(handler=h, method="GET", code="400", status_class="4xx") == 1, text
+    assert delta(handler="/v1/books", method="POST", code="201", status_class="2xx") == 1, text
+
+    # the raw id never becomes a label value (bounded cardinality)
+    assert f'handler="/v1/books/{book["id"]}"' not in text
+    assert "987654321" not in text
+
+    # every http_requests_total sample has exactly the documented labels
+    for name, labels, _ in after:
+        if name == "http_requests_total":
+            assert set(labels) == {"handler", "method", "status_class", "code"}, labels
+            assert re.fullmatch(r"[1-5]xx", labels["status_class"]), labels
+            assert labels["status_class"][0] == labels["code"][0], labels
+
+    # histogram: buckets, _sum and _count for the route template
+    buckets = [(l, v) for n, l, v in after if n == "http_request_duration_seconds_bucket"
+               and l.get("handler") == h and l.get("method") == "GET"]
+    assert buckets, text
+    inf = [v for l, v in buckets if l.get("le") == "+Inf"]
+    assert inf and inf[0] >= 4, buckets
+    count = value_of(after, "http_request_duration_seconds_count", handler=h, method="GET")
+    assert count == inf[0], (count, inf)
+    les = sorted(float(l["le"]) for l, _ in buckets if l["le"] != "+Inf")
+    cumulative = [v for l, v in sorted(((l, v) for l, v in buckets if l["le"] != "+Inf"),
+                                       key=lambda lv: float(lv[0]["le"]))]
+    assert cumulative == sorted(cumulative), "histogram buckets must be cumulative"
+    assert les, buckets
+    assert any(n == "http_request_duration_seconds_sum" and l.get("handler") == h for n, l, _ in after), text
+
+
+def test_unknown_routes_do_not_create_label_values(shared_daemon):
+    for i in range(5):
+        requests.get(shared_daemon.url(f"/random-path-{i}-zzq"), timeout=5)
+    text = scrape(shared_daemon).text
+    assert "random-path" not in text, "unknown paths must not become label values"
+
+
+def test_process_and_pool_metrics(shared_daemon):
+    samples = parse_metrics(scrape(shared_daemon).text)
+    names = {n for n, _, _ in samples}
+    for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+                 "process_start_time_seconds", "db_pool_connections"):
+        assert name in names, f"{name} missing; have {sorted(names)}"
+    assert value_of(samples, "process_resident_memory_bytes") > 1024 * 1024
+    assert value_of(samples, "process_open_fds") >= 3
+    start = value_of(samples, "process_start_time_seconds")
+    assert time.time() - 3600 < start <= time.time() + 1, start
+    pool = [(l, v) for n, l, v in samples if n == "db_pool_connections"]
+    assert all("state" in l for l, _ in pool), pool
+    assert sum(v for _, v in pool) >= 1, pool
+
+
+def test_promtool_check_metrics(shared_daemon):
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    if not os.path.exists(promtool):
+        pytest.fail("promtool not installed (Debian package 'prometheus')")
+    # make sure there are samples of every kind first
+    api = shared_daemon.api
+    api.get("/v1/books")
+    api.get("/v1/books/987654321")
+    api.get("/nope")
+    body = scrape(shared_daemon).content
+    proc = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert proc.returncode == 0, (
+        f"promtool check metrics exited {proc.returncode}\nstdout: {proc.stdout.decode()}\n"
+        f"stderr: {proc.stderr.decode()}"
+    )
+
+
+def test_metric_families_have_help_and_type(shared_daemon):
+    text = scrape(shared_daemon).text
+    typed = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    helped = set(re.findall(r"^# HELP (\S+) ", text, re.M))
+    assert typed.get("http_requests_total") == "counter", typed
+    assert typed.get("http_request_duration_seconds") == "histogram", typed
+    assert typed.get("process_cpu_seconds_total") == "counter", typed
+    assert typed.get("db_pool_connections") == "gauge", typed
+    assert set(typed) <= helped, f"families without HELP: {set(typed) - helped}"
