@@ -43,6 +43,22 @@ reply_book_row (BsRequest *request, const PGresult *res, guint ok_status)
   bs_request_reply_json (request, ok_status, book);
 }
 
+/* The {id} path parameter as decimal text for a query, or reply 400. */
+static gboolean
+id_param_or_reply (BsRequest *request, char id_text[32])
+{
+  g_autoptr (GError) error = NULL;
+  gint64 id = 0;
+
+  if (!bs_request_get_id_param (request, "id", &id, &error))
+    {
+      bs_request_reply_error (request, error);
+      return FALSE;
+    }
+  g_snprintf (id_text, 32, "%" G_GINT64_FORMAT, id);
+  return TRUE;
+}
+
 /* ---- GET /v1/books ------------------------------------------------------- */
 
 typedef struct
@@ -130,8 +146,9 @@ book_context_new (BooksApi *api, BsRequest *request)
   return ctx;
 }
 
+/* GET and PUT answer the same way: the row, 404 or 410. */
 static void
-get_done (GObject *source, GAsyncResult *result, gpointer user_data)
+book_row_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (BookContext) ctx = user_data;
   g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
@@ -144,18 +161,12 @@ static void
 handle_get (BsRequest *request, gpointer user_data)
 {
   BooksApi *api = user_data;
-  g_autoptr (GError) error = NULL;
-  gint64 id = 0;
   char id_text[32];
 
-  if (!bs_request_get_id_param (request, "id", &id, &error))
-    {
-      bs_request_reply_error (request, error);
-      return;
-    }
-  g_snprintf (id_text, sizeof id_text, "%" G_GINT64_FORMAT, id);
+  if (!id_param_or_reply (request, id_text))
+    return;
   bs_db_pool_query_async (api->pool, BOOKS_SQL_GET, (const char *const[]){ id_text }, 1, 0,
-                          bs_request_get_cancellable (request), get_done,
+                          bs_request_get_cancellable (request), book_row_done,
                           book_context_new (api, request));
 }
 
@@ -196,16 +207,6 @@ handle_create (BsRequest *request, gpointer user_data)
 }
 
 static void
-update_done (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (BookContext) ctx = user_data;
-  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
-
-  if (res != NULL)
-    reply_book_row (ctx->request, res, 200);
-}
-
-static void
 handle_update (BsRequest *request, gpointer user_data)
 {
   BooksApi *api = user_data;
@@ -213,24 +214,23 @@ handle_update (BsRequest *request, gpointer user_data)
   g_autoptr (JsonObject) object = NULL;
   g_auto (BooksBookInput) input = { 0 };
   g_autofree char *price = NULL;
-  gint64 id = 0;
   char id_text[32];
 
-  if (!bs_request_get_id_param (request, "id", &id, &error)
-      || (object = bs_request_parse_json_object (request, &error)) == NULL
+  if (!id_param_or_reply (request, id_text))
+    return;
+  if ((object = bs_request_parse_json_object (request, &error)) == NULL
       || !books_book_input_parse (object, TRUE, &input, &error))
     {
       bs_request_reply_error (request, error);
       return;
     }
-  g_snprintf (id_text, sizeof id_text, "%" G_GINT64_FORMAT, id);
   if (input.has_price)
     price = bs_money_format (input.price_cents);
   bs_db_pool_query_async (api->pool, BOOKS_SQL_UPDATE,
                           (const char *const[]){ id_text, input.title, input.author,
                                                  input.has_description ? "true" : "false",
                                                  input.description, price },
-                          6, 0, NULL, update_done, book_context_new (api, request));
+                          6, 0, NULL, book_row_done, book_context_new (api, request));
 }
 
 static void
@@ -253,16 +253,10 @@ static void
 handle_delete (BsRequest *request, gpointer user_data)
 {
   BooksApi *api = user_data;
-  g_autoptr (GError) error = NULL;
-  gint64 id = 0;
   char id_text[32];
 
-  if (!bs_request_get_id_param (request, "id", &id, &error))
-    {
-      bs_request_reply_error (request, error);
-      return;
-    }
-  g_snprintf (id_text, sizeof id_text, "%" G_GINT64_FORMAT, id);
+  if (!id_param_or_reply (request, id_text))
+    return;
   bs_db_pool_query_async (api->pool, BOOKS_SQL_DELETE, (const char *const[]){ id_text }, 1, 0, NULL,
                           delete_done, book_context_new (api, request));
 }
