@@ -1,10 +1,8 @@
 /* bs-log.c: one writer for every log call; REQUEST_ID and friends as fields. */
 #include "bs-log.h"
 
-#include "bs-json.h"
-
-#include <json-glib/json-glib.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static gboolean use_journald = FALSE;
@@ -25,43 +23,82 @@ level_name (GLogLevelFlags level)
   return "debug";
 }
 
+/* A JSON string literal; invalid UTF-8 is repaired, every control character
+ * escaped. Written by hand: this runs for every request. */
+static void
+append_json_string (GString *out, const char *value, gssize length)
+{
+  g_autofree char *repaired = NULL;
+  gsize len = length < 0 ? strlen (value) : (gsize) length;
+
+  if (!g_utf8_validate_len (value, len, NULL))
+    {
+      repaired = g_utf8_make_valid (value, (gssize) len);
+      value = repaired;
+      len = strlen (repaired);
+    }
+  g_string_append_c (out, '"');
+  for (gsize i = 0; i < len; i++)
+    {
+      unsigned char c = (unsigned char) value[i];
+      switch (c)
+        {
+          case '"':
+            g_string_append (out, "\\\"");
+            break;
+          case '\\':
+            g_string_append (out, "\\\\");
+            break;
+          case '\n':
+            g_string_append (out, "\\n");
+            break;
+          case '\r':
+            g_string_append (out, "\\r");
+            break;
+          case '\t':
+            g_string_append (out, "\\t");
+            break;
+          default:
+            if (c < 0x20 || c == 0x7f)
+              g_string_append_printf (out, "\\u%04x", c);
+            else
+              g_string_append_c (out, (char) c);
+        }
+    }
+  g_string_append_c (out, '"');
+}
+
+static void
+append_member (GString *out, const char *key, const char *value, gssize length)
+{
+  if (out->str[out->len - 1] != '{')
+    g_string_append_c (out, ',');
+  append_json_string (out, key, -1);
+  g_string_append_c (out, ':');
+  append_json_string (out, value, length);
+}
+
 char *
 bs_log_format_json (GLogLevelFlags log_level, const GLogField *fields, gsize n_fields)
 {
-  g_autoptr (JsonBuilder) builder = json_builder_new ();
-  g_autoptr (JsonNode) root = NULL;
+  GString *out = g_string_sized_new (256);
   g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
   g_autofree char *timestamp = g_date_time_format_iso8601 (now);
 
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "TIMESTAMP");
-  json_builder_add_string_value (builder, timestamp);
-  json_builder_set_member_name (builder, "LEVEL");
-  json_builder_add_string_value (builder, level_name (log_level));
+  g_string_append_c (out, '{');
+  append_member (out, "TIMESTAMP", timestamp, -1);
+  append_member (out, "LEVEL", level_name (log_level), -1);
   for (gsize i = 0; i < n_fields; i++)
     {
       const GLogField *f = &fields[i];
-      g_autofree char *value = NULL;
 
       if (f->key[0] == '_' || g_str_equal (f->key, "PRIORITY")
-          || g_str_equal (f->key, "GLIB_OLD_LOG_API"))
+          || g_str_equal (f->key, "GLIB_OLD_LOG_API") || f->value == NULL)
         continue;
-      if (f->length < 0)
-        value = g_strdup (f->value);
-      else
-        value = g_strndup (f->value, (gsize) f->length);
-      if (!g_utf8_validate (value, -1, NULL))
-        {
-          char *valid = g_utf8_make_valid (value, -1);
-          g_free (value);
-          value = valid;
-        }
-      json_builder_set_member_name (builder, f->key);
-      json_builder_add_string_value (builder, value);
+      append_member (out, f->key, f->value, f->length);
     }
-  json_builder_end_object (builder);
-  root = json_builder_get_root (builder);
-  return bs_json_to_string (root, NULL);
+  g_string_append_c (out, '}');
+  return g_string_free (out, FALSE);
 }
 
 GLogWriterOutput
@@ -87,8 +124,14 @@ bs_log_writer (GLogLevelFlags log_level, const GLogField *fields, gsize n_fields
     return G_LOG_WRITER_HANDLED;
 
   line = bs_log_format_json (log_level, fields, n_fields);
-  fprintf (stderr, "%s\n", line);
-  fflush (stderr);
+  {
+    /* one write per record, so lines from concurrent writers never interleave */
+    gsize len = strlen (line);
+    g_autofree char *with_newline = g_realloc (g_steal_pointer (&line), len + 2);
+    with_newline[len] = '\n';
+    with_newline[len + 1] = '\0';
+    fwrite (with_newline, 1, len + 1, stderr);
+  }
   return G_LOG_WRITER_HANDLED;
 }
 
