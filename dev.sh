@@ -66,6 +66,10 @@ as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+port_busy() { # true when something listens on 127.0.0.1:$1
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 pg_start() {
   local data=$STATE/pg/data
   mkdir -p "$STATE/pg"
@@ -76,9 +80,13 @@ pg_start() {
       --auth-host=scram-sha-256 >/dev/null
   fi
   if ! as_pg "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    port_busy "$PG_PORT" && die "port $PG_PORT is taken by another program; choose one with BOOKSTORE_PG_PORT=..."
     say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-    as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$STATE/pg/server.log" -w \
-      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $STATE/pg" start >/dev/null
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$STATE/pg/server.log" -w \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $STATE/pg" start >/dev/null; then
+      tail -n 20 "$STATE/pg/server.log" >&2
+      die "PostgreSQL did not start (log: $STATE/pg/server.log)"
+    fi
   fi
   # the seed's database and role; idempotent
   as_pg psql -h "$STATE/pg" -p "$PG_PORT" -U postgres -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
@@ -104,6 +112,7 @@ service_start() { # name binary port env...
     say "$name already running (pid $(cat "$pidfile"))"
     return 0
   fi
+  port_busy "$port" && die "port $port is taken by another program; choose one with PORT=..."
   say "starting $name on port $port (log: $STATE/$name.log)"
   env "$@" PORT="$port" setsid "$binary" >>"$STATE/$name.log" 2>&1 < /dev/null &
   echo $! >"$pidfile"
