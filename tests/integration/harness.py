@@ -12,6 +12,7 @@ import os
 import pwd
 import re
 import shutil
+import shlex
 import signal
 import socket
 import subprocess
@@ -87,6 +88,12 @@ def wait_for(predicate, timeout, interval=0.05, message="condition"):
             extra = f" (last error: {last_exc!r})" if last_exc else ""
             raise AssertionError(f"timed out after {timeout}s waiting for {message}{extra}")
         time.sleep(interval)
+
+
+def daemon_wrapper():
+    """BOOKSTORE_DAEMON_WRAPPER, e.g. "valgrind --error-exitcode=99 ...", runs
+    each daemon under a tool; its exit status is checked like the daemon's."""
+    return shlex.split(os.environ.get("BOOKSTORE_DAEMON_WRAPPER", ""))
 
 
 def build_dir():
@@ -569,7 +576,7 @@ class Daemon:
     def spawn(self):
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [*self.argv_prefix, str(self.binary), *self.args],
+                [*self.argv_prefix, *daemon_wrapper(), str(self.binary), *self.args],
                 env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                 pass_fds=self.pass_fds, close_fds=True,
             )
