@@ -296,7 +296,7 @@ handle_health (BsRequest *request, gpointer user_data)
 {
   BooksApi *api = user_data;
 
-  if (!*api->migrated)
+  if (!bs_migrator_is_ready (api->migrator))
     {
       reply_health (request, FALSE);
       return;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "bs-db.h"
+#include "bs-migrator.h"
 #include "bs-router.h"
 
 G_BEGIN_DECLS
@@ -9,7 +10,7 @@ G_BEGIN_DECLS
 typedef struct
 {
   BsDbPool *pool;
-  gboolean *migrated; /* health is unhealthy until the schema is in place */
+  BsMigrator *migrator; /* health is unhealthy until the schema is in place */
 } BooksApi;
 
 /* Add the /v1/books routes and /health to @router. @api must outlive it. */

@@ -1,0 +1,26 @@
+/* bs-migrator.h: keep a service's schema applied: migrate at start, retry with
+ * backoff while the database is away, migrate again if the schema vanishes. */
+#pragma once
+
+#include "bs-db.h"
+
+G_BEGIN_DECLS
+
+typedef struct _BsMigrator BsMigrator;
+
+/* Migrations under @resource_dir (see bs-migrate.h) for @pool's database.
+ * Once they are applied the pool is started; if the pool later finds the
+ * schema missing, the migrator becomes not-ready and applies them again.
+ * @pool must outlive the migrator. */
+BsMigrator *bs_migrator_new (BsDbPool *pool, const char *dsn, const char *application_name,
+                             const char *resource_dir, gint64 lock_key);
+void bs_migrator_free (BsMigrator *migrator);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsMigrator, bs_migrator_free)
+
+/* Begin (no-op while a run or a retry is pending). */
+void bs_migrator_start (BsMigrator *migrator);
+
+/* TRUE once the schema is applied (and until it is found missing). */
+gboolean bs_migrator_is_ready (BsMigrator *migrator);
+
+G_END_DECLS
