@@ -262,6 +262,20 @@ status_class (guint status)
   return "unknown";
 }
 
+/* The method as a metric label: clients can send any token as a method, and
+ * each distinct label value is a new series kept for the process's life. */
+static const char *
+method_label (const char *method)
+{
+  static const char *const known[]
+      = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT", NULL };
+
+  for (const char *const *m = known; *m != NULL; m++)
+    if (g_str_equal (method, *m))
+      return *m;
+  return "other";
+}
+
 /* Metrics and the access record of one request, whichever way it ended. */
 static void
 record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request, guint status)
@@ -284,7 +298,7 @@ record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request,
       const BsRoute *r = NULL;
       g_autoptr (GHashTable) params = NULL;
       g_autofree char *allow = NULL;
-      if (bs_router_match (server->router, method, path, &r, &params, &allow) == BS_ROUTE_FOUND)
+      if (bs_router_match (server->router, method, path, &r, &params, &allow) != BS_ROUTE_NOT_FOUND)
         route = bs_route_get_template (r);
       else
         route = "unmatched";
@@ -294,10 +308,11 @@ record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request,
                 : 0;
 
   g_snprintf (code, sizeof code, "%u", status);
-  bs_metric_inc (server->requests_total,
-                 (const char *const[]){ route, method, status_class (status), code, NULL }, 1);
-  bs_metric_observe (server->request_duration, (const char *const[]){ route, method, NULL },
-                     seconds);
+  bs_metric_inc (
+      server->requests_total,
+      (const char *const[]){ route, method_label (method), status_class (status), code, NULL }, 1);
+  bs_metric_observe (server->request_duration,
+                     (const char *const[]){ route, method_label (method), NULL }, seconds);
 
   user_agent
       = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "User-Agent");
@@ -370,6 +385,7 @@ dispatch (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable
         bs_route_invoke (route, request);
         break;
       case BS_ROUTE_METHOD_NOT_ALLOWED:
+        request->route_template = bs_route_get_template (route);
         message = g_strdup_printf ("method %s is not allowed here; allowed: %s",
                                    soup_server_message_get_method (msg), allow);
         bs_request_set_header (request, "Allow", allow);

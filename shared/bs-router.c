@@ -107,6 +107,7 @@ bs_router_match (BsRouter *router, const char *method, const char *path, const B
 {
   g_auto (GStrv) segments = NULL;
   g_autoptr (GPtrArray) allowed = g_ptr_array_new ();
+  const BsRoute *first = NULL;
 
   if (path == NULL || path[0] != '/')
     return BS_ROUTE_NOT_FOUND;
@@ -126,6 +127,8 @@ bs_router_match (BsRouter *router, const char *method, const char *path, const B
           *params = g_steal_pointer (&table);
           return BS_ROUTE_FOUND;
         }
+      if (first == NULL)
+        first = r;
       if (!g_ptr_array_find_with_equal_func (allowed, r->method, g_str_equal, NULL))
         g_ptr_array_add (allowed, r->method);
       if (g_str_equal (r->method, "GET")
@@ -136,6 +139,7 @@ bs_router_match (BsRouter *router, const char *method, const char *path, const B
   if (allowed->len == 0)
     return BS_ROUTE_NOT_FOUND;
   g_ptr_array_add (allowed, NULL);
+  *route = first;
   *allow = g_strjoinv (", ", (char **) allowed->pdata);
   return BS_ROUTE_METHOD_NOT_ALLOWED;
 }

@@ -28,7 +28,8 @@ void bs_router_add (BsRouter *router, const char *method, const char *path_templ
                     BsRouteHandler handler, gpointer user_data);
 
 /* On BS_ROUTE_FOUND, *@route is set and *@params (name → value) is a new
- * table. On BS_ROUTE_METHOD_NOT_ALLOWED, *@allow lists the methods the path
+ * table. On BS_ROUTE_METHOD_NOT_ALLOWED, *@route is the first route of that
+ * path (for its template; do not invoke it) and *@allow lists the methods the path
  * takes ("GET, HEAD, PUT"). */
 BsRouteMatch bs_router_match (BsRouter *router, const char *method, const char *path,
                               const BsRoute **route, GHashTable **params, char **allow);

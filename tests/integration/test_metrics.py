@@ -104,6 +104,20 @@ def test_unknown_routes_do_not_create_label_values(shared_daemon):
     assert "random-path" not in text, "unknown paths must not become label values"
 
 
+def test_unknown_methods_do_not_create_label_values(shared_daemon):
+    """Any token is a valid HTTP method; a client must not be able to grow the
+    metrics by inventing them."""
+    before = value_of(parse_metrics(scrape(shared_daemon).text), "http_requests_total",
+                      handler="/v1/books", method="other")
+    for i in range(5):
+        resp = requests.request(f"ZZQMETHOD{i}", shared_daemon.url("/v1/books"), timeout=5)
+        assert_status(resp, 405)
+    samples = parse_metrics(scrape(shared_daemon).text)
+    assert not [l for n, l, v in samples if "ZZQMETHOD" in l.get("method", "")]
+    after = value_of(samples, "http_requests_total", handler="/v1/books", method="other")
+    assert after - before == 5
+
+
 def test_process_and_pool_metrics(shared_daemon):
     samples = parse_metrics(scrape(shared_daemon).text)
     names = {n for n, _, _ in samples}

@@ -117,6 +117,12 @@ expect_not_allowed (Fixture *f, const char *method, const char *path, const char
     }
   if (m.params != NULL)
     bs_test_fail ("%s %s: params set on METHOD_NOT_ALLOWED", method, path);
+  /* the template of the path, for metrics and logs */
+  if (m.route == NULL)
+    bs_test_fail ("%s %s: no route template on METHOD_NOT_ALLOWED", method, path);
+  else if (g_str_has_prefix (path, "/v1/books/")
+           && g_strcmp0 (bs_route_get_template (m.route), "/v1/books/{id}") != 0)
+    bs_test_fail ("%s %s: template %s", method, path, bs_route_get_template (m.route));
 
   got = g_strsplit (m.allow, ", ", -1);
   if (g_strv_length (got) != g_strv_length ((char **) allowed))
