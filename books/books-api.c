@@ -59,27 +59,40 @@ id_param_or_reply (BsRequest *request, char id_text[32])
   return TRUE;
 }
 
-/* ---- GET /v1/books ------------------------------------------------------- */
+/* ---- the context every async handler hands to its callback ------------- */
 
 typedef struct
 {
   BsRequest *request;
-  BsPage page;
   BooksApi *api;
-} ListContext;
+  BsPage page; /* GET /v1/books only */
+} CallContext;
 
 static void
-list_context_free (ListContext *ctx)
+call_context_free (CallContext *ctx)
 {
   bs_request_unref (ctx->request);
   g_free (ctx);
 }
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (ListContext, list_context_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CallContext, call_context_free)
+
+static CallContext *
+call_context_new (BooksApi *api, BsRequest *request)
+{
+  CallContext *ctx = g_new0 (CallContext, 1);
+
+  ctx->api = api;
+  ctx->request = bs_request_ref (request);
+  bs_request_pause (request);
+  return ctx;
+}
+
+/* ---- GET /v1/books ------------------------------------------------------- */
 
 static void
 list_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (ListContext) ctx = user_data;
+  g_autoptr (CallContext) ctx = user_data;
   g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
   g_autoptr (JsonArray) books = json_array_new ();
   g_autoptr (JsonNode) body = json_node_new (JSON_NODE_ARRAY);
@@ -102,55 +115,28 @@ handle_list (BsRequest *request, gpointer user_data)
 {
   BooksApi *api = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (ListContext) ctx = g_new0 (ListContext, 1);
+  BsPage page;
+  CallContext *ctx;
   char limit[32], offset[32];
 
-  ctx->api = api;
-  if (!bs_page_from_request (request, &ctx->page, &error))
+  if (!bs_page_from_request (request, &page, &error))
     {
       bs_request_reply_error (request, error);
       return;
     }
-  g_snprintf (limit, sizeof limit, "%" G_GINT64_FORMAT, ctx->page.limit);
-  g_snprintf (offset, sizeof offset, "%" G_GINT64_FORMAT, ctx->page.offset);
-  ctx->request = bs_request_ref (request);
-  bs_request_pause (request);
+  g_snprintf (limit, sizeof limit, "%" G_GINT64_FORMAT, page.limit);
+  g_snprintf (offset, sizeof offset, "%" G_GINT64_FORMAT, page.offset);
+  ctx = call_context_new (api, request);
+  ctx->page = page;
   bs_db_pool_query_async (api->pool, BOOKS_SQL_LIST, (const char *const[]){ limit, offset }, 2, 0,
-                          bs_request_get_cancellable (request), list_done, g_steal_pointer (&ctx));
-}
-
-/* ---- single-book handlers share one context ----------------------------- */
-
-typedef struct
-{
-  BsRequest *request;
-  BooksApi *api;
-} BookContext;
-
-static void
-book_context_free (BookContext *ctx)
-{
-  bs_request_unref (ctx->request);
-  g_free (ctx);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (BookContext, book_context_free)
-
-static BookContext *
-book_context_new (BooksApi *api, BsRequest *request)
-{
-  BookContext *ctx = g_new0 (BookContext, 1);
-
-  ctx->api = api;
-  ctx->request = bs_request_ref (request);
-  bs_request_pause (request);
-  return ctx;
+                          bs_request_get_cancellable (request), list_done, ctx);
 }
 
 /* GET and PUT answer the same way: the row, 404 or 410. */
 static void
 book_row_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (BookContext) ctx = user_data;
+  g_autoptr (CallContext) ctx = user_data;
   g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
 
   if (res != NULL)
@@ -167,13 +153,13 @@ handle_get (BsRequest *request, gpointer user_data)
     return;
   bs_db_pool_query_async (api->pool, BOOKS_SQL_GET, (const char *const[]){ id_text }, 1, 0,
                           bs_request_get_cancellable (request), book_row_done,
-                          book_context_new (api, request));
+                          call_context_new (api, request));
 }
 
 static void
 create_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (BookContext) ctx = user_data;
+  g_autoptr (CallContext) ctx = user_data;
   g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
   g_autofree char *location = NULL;
 
@@ -203,7 +189,7 @@ handle_create (BsRequest *request, gpointer user_data)
       api->pool, BOOKS_SQL_CREATE,
       (const char *const[]){ input.title, input.author, input.description, price }, 4, 0,
       NULL /* a create runs to the end even if the client leaves */, create_done,
-      book_context_new (api, request));
+      call_context_new (api, request));
 }
 
 static void
@@ -230,13 +216,13 @@ handle_update (BsRequest *request, gpointer user_data)
                           (const char *const[]){ id_text, input.title, input.author,
                                                  input.has_description ? "true" : "false",
                                                  input.description, price },
-                          6, 0, NULL, book_row_done, book_context_new (api, request));
+                          6, 0, NULL, book_row_done, call_context_new (api, request));
 }
 
 static void
 delete_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (BookContext) ctx = user_data;
+  g_autoptr (CallContext) ctx = user_data;
   g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
 
   if (res == NULL)
@@ -258,7 +244,7 @@ handle_delete (BsRequest *request, gpointer user_data)
   if (!id_param_or_reply (request, id_text))
     return;
   bs_db_pool_query_async (api->pool, BOOKS_SQL_DELETE, (const char *const[]){ id_text }, 1, 0, NULL,
-                          delete_done, book_context_new (api, request));
+                          delete_done, call_context_new (api, request));
 }
 
 /* ---- GET /health ---------------------------------------------------------- */
@@ -286,7 +272,7 @@ reply_health (BsRequest *request, gboolean healthy)
 static void
 health_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (BookContext) ctx = user_data;
+  g_autoptr (CallContext) ctx = user_data;
 
   reply_health (ctx->request, bs_db_pool_ping_finish (ctx->api->pool, result, NULL));
 }
@@ -302,7 +288,7 @@ handle_health (BsRequest *request, gpointer user_data)
       return;
     }
   bs_db_pool_ping_async (api->pool, HEALTH_TIMEOUT_MS, NULL, health_done,
-                         book_context_new (api, request));
+                         call_context_new (api, request));
 }
 
 void
