@@ -17,22 +17,15 @@ def binary():
 @pytest.fixture(scope="session")
 def pg():
     """The shared PostgreSQL cluster; each test or module makes its own database."""
-    cluster = PgCluster("main")
-    try:
-        cluster.init().start()
+    with PgCluster("main") as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture
 def daemons(pg, binary, tmp_path):
     """Start daemons for one test; all are stopped (SIGTERM, checked) at teardown."""
-    manager = DaemonManager(pg, tmp_path)
-    try:
+    with DaemonManager(pg, tmp_path) as manager:
         yield manager
-    finally:
-        manager.cleanup()
 
 
 @pytest.fixture
@@ -43,11 +36,8 @@ def fresh_daemon(daemons):
 
 @pytest.fixture(scope="module")
 def module_daemons(pg, binary, tmp_path_factory, request):
-    manager = DaemonManager(pg, tmp_path_factory.mktemp(request.module.__name__))
-    try:
+    with DaemonManager(pg, tmp_path_factory.mktemp(request.module.__name__)) as manager:
         yield manager
-    finally:
-        manager.cleanup()
 
 
 class _SharedService:

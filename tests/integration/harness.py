@@ -476,6 +476,17 @@ class PgCluster:
         except (OSError, ValueError, IndexError):
             return None
 
+    def __enter__(self):
+        """`with PgCluster(...) as pg:` a running cluster, destroyed on exit."""
+        try:
+            return self.init().start()
+        except BaseException:
+            self.destroy()
+            raise
+
+    def __exit__(self, *exc):
+        self.destroy()
+
     def destroy(self):
         """Stop (immediate; SIGKILL by pid if that fails) and remove everything."""
         if self.data.exists() and (self.data / "postmaster.pid").exists():
@@ -769,6 +780,12 @@ class DaemonManager:
         self.cluster = cluster
         self.logdir = Path(logdir)
         self.daemons = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
 
     def env_for(self, dsn=None, port=None, extra=None):
         env = daemon_base_env()

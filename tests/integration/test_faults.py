@@ -19,12 +19,8 @@ HEALTHY = {"status": "healthy", "services": {"database": "healthy"}}
 
 @pytest.fixture(scope="module")
 def fault_pg():
-    cluster = PgCluster("faults", durable=True)
-    try:
-        cluster.init().start()
+    with PgCluster("faults", durable=True) as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture
@@ -39,11 +35,8 @@ def fpg(fault_pg):
 
 @pytest.fixture
 def fdaemons(fpg, binary, tmp_path):
-    manager = DaemonManager(fpg, tmp_path)
-    try:
+    with DaemonManager(fpg, tmp_path) as manager:
         yield manager
-    finally:
-        manager.cleanup()
 
 
 def timed_get(daemon, path, timeout=8):
