@@ -8,6 +8,7 @@
 #include "bs-error.h"
 
 #include <glib-unix.h>
+#include <string.h>
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -47,8 +48,9 @@ typedef struct _Conn
   guint timer_id; /* reconnect backoff or connect timeout */
   guint backoff_ms;
   guint prepare_index;
-  GTask *task;      /* the query running here */
-  PGresult *result; /* its result so far */
+  GCancellable *resolving; /* while the host name is being looked up */
+  GTask *task;             /* the query running here */
+  PGresult *result;        /* its result so far */
 } Conn;
 
 struct _BsDbPool
@@ -57,6 +59,7 @@ struct _BsDbPool
   GArray *statements; /* BsDbStatement: the caller's, then bs_ping, then { NULL } */
   BsDbOptions options;
   char *application_name;
+  char *resolve_host; /* a host name libpq would resolve synchronously, or NULL */
   Conn *conns;
   GQueue waiting; /* GTask */
   gboolean started;
@@ -84,20 +87,58 @@ bs_db_options_init_default (BsDbOptions *options)
 }
 
 void
-bs_db_connect_params_init (BsDbConnectParams *params, const char *dsn, const char *application_name)
+bs_db_connect_params_init (BsDbConnectParams *params, const char *dsn, const char *application_name,
+                           const char *host, const char *hostaddr)
 {
-  static const char *const keywords[]
-      = { "keepalives",       "keepalives_idle",  "keepalives_interval",
-          "keepalives_count", "tcp_user_timeout", "connect_timeout",
-          "application_name", "dbname",           NULL };
-  const char *values[] = { "1", "10", "3", "3", "9000", "5", application_name, dsn, NULL };
+  static const char *const keywords[] = { "keepalives",
+                                          "keepalives_idle",
+                                          "keepalives_interval",
+                                          "keepalives_count",
+                                          "tcp_user_timeout",
+                                          "connect_timeout",
+                                          "application_name",
+                                          "dbname",
+                                          "host",
+                                          "hostaddr",
+                                          NULL };
+  const char *values[]
+      = { "1", "10", "3", "3", "9000", "5", application_name, dsn, host, hostaddr, NULL };
+  gsize n = G_N_ELEMENTS (keywords) - 1;
 
   G_STATIC_ASSERT (G_N_ELEMENTS (keywords) <= G_N_ELEMENTS (params->keywords));
-  for (gsize i = 0; i < G_N_ELEMENTS (keywords); i++)
+  if (hostaddr == NULL)
+    n -= 2; /* stop after dbname */
+  for (gsize i = 0; i < n; i++)
     {
       params->keywords[i] = keywords[i];
       params->values[i] = values[i];
     }
+  params->keywords[n] = NULL;
+  params->values[n] = NULL;
+}
+
+char *
+bs_db_dsn_host_to_resolve (const char *dsn)
+{
+  PQconninfoOption *options = PQconninfoParse (dsn, NULL);
+  const char *host = NULL;
+  gboolean has_hostaddr = FALSE;
+  char *result = NULL;
+
+  if (options == NULL)
+    return NULL;
+  for (PQconninfoOption *o = options; o->keyword != NULL; o++)
+    {
+      if (g_str_equal (o->keyword, "host") && o->val != NULL && *o->val != '\0')
+        host = o->val;
+      else if (g_str_equal (o->keyword, "hostaddr") && o->val != NULL && *o->val != '\0')
+        has_hostaddr = TRUE;
+    }
+  if (host != NULL && !has_hostaddr && strchr (host, ',') == NULL && host[0] != '/'
+      && host[0] != '@' && !g_hostname_is_ip_address (host))
+    result = g_strdup (host);
+  PQconninfoFree (options);
+  return result;
 }
 
 static void
@@ -210,6 +251,9 @@ conn_reset (Conn *conn, const char *why)
   g_debug ("database connection %u: %s", (guint) (conn - pool->conns), why);
   conn_unwatch (conn);
   g_clear_handle_id (&conn->timer_id, g_source_remove);
+  if (conn->resolving != NULL)
+    g_cancellable_cancel (conn->resolving);
+  g_clear_object (&conn->resolving);
   g_clear_pointer (&conn->pg, PQfinish);
   conn_fail_task (conn, BS_ERROR_UNAVAILABLE, "database connection lost");
   conn->state = CONN_DOWN;
@@ -285,15 +329,15 @@ conn_timeout_connect_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Start libpq's connection; with @hostaddr it will not look the host up. */
 static void
-conn_connect (Conn *conn)
+conn_start_pg (Conn *conn, const char *host, const char *hostaddr)
 {
   BsDbPool *pool = conn->pool;
   BsDbConnectParams params;
 
-  bs_db_connect_params_init (&params, pool->dsn, pool->application_name);
+  bs_db_connect_params_init (&params, pool->dsn, pool->application_name, host, hostaddr);
   conn->pg = PQconnectStartParams (params.keywords, params.values, 1);
-  conn->state = CONN_CONNECTING;
   if (conn->pg != NULL)
     PQsetNoticeProcessor (conn->pg, bs_db_log_notice, conn);
   if (conn->pg == NULL || PQstatus (conn->pg) == CONNECTION_BAD)
@@ -302,8 +346,63 @@ conn_connect (Conn *conn)
       conn_reset (conn, why);
       return;
     }
-  conn->timer_id = g_timeout_add (CONNECT_TIMEOUT_MS, conn_timeout_connect_cb, conn);
   conn_watch (conn, G_IO_OUT); /* PQconnectPoll starts as if PGRES_POLLING_WRITING */
+}
+
+#define MAX_ADDRESSES 8
+
+static void
+resolved_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+  GList *addresses = g_resolver_lookup_by_name_finish (G_RESOLVER (source), result, &error);
+  Conn *conn = user_data;
+  g_autoptr (GString) hosts = NULL;
+  g_autoptr (GString) hostaddrs = NULL;
+  guint n = 0;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return; /* reset or freed meanwhile: do not touch it */
+  g_clear_object (&conn->resolving);
+  if (addresses == NULL)
+    {
+      g_autofree char *why
+          = g_strdup_printf ("resolving %s: %s", conn->pool->resolve_host, error->message);
+      conn_reset (conn, why);
+      return;
+    }
+  /* every address, in the resolver's order, as libpq's own host list */
+  hosts = g_string_new (NULL);
+  hostaddrs = g_string_new (NULL);
+  for (GList *l = addresses; l != NULL && n < MAX_ADDRESSES; l = l->next, n++)
+    {
+      g_autofree char *text = g_inet_address_to_string (l->data);
+      g_string_append_printf (hosts, "%s%s", n > 0 ? "," : "", conn->pool->resolve_host);
+      g_string_append_printf (hostaddrs, "%s%s", n > 0 ? "," : "", text);
+    }
+  g_resolver_free_addresses (addresses);
+  conn_start_pg (conn, hosts->str, hostaddrs->str);
+}
+
+static void
+conn_connect (Conn *conn)
+{
+  BsDbPool *pool = conn->pool;
+
+  conn->state = CONN_CONNECTING;
+  conn->timer_id = g_timeout_add (CONNECT_TIMEOUT_MS, conn_timeout_connect_cb, conn);
+  if (pool->resolve_host == NULL)
+    {
+      conn_start_pg (conn, NULL, NULL);
+      return;
+    }
+  /* libpq would call getaddrinfo() on the main loop: resolve in GIO's threads */
+  {
+    g_autoptr (GResolver) resolver = g_resolver_get_default ();
+    conn->resolving = g_cancellable_new ();
+    g_resolver_lookup_by_name_async (resolver, pool->resolve_host, conn->resolving, resolved_cb,
+                                     conn);
+  }
 }
 
 static void
@@ -639,6 +738,9 @@ bs_db_pool_free (BsDbPool *pool)
       Conn *conn = &pool->conns[i];
       conn_unwatch (conn);
       g_clear_handle_id (&conn->timer_id, g_source_remove);
+      if (conn->resolving != NULL)
+        g_cancellable_cancel (conn->resolving);
+      g_clear_object (&conn->resolving);
       conn_fail_task (conn, BS_ERROR_UNAVAILABLE, "shutting down");
       g_clear_pointer (&conn->pg, PQfinish);
     }
@@ -647,6 +749,7 @@ bs_db_pool_free (BsDbPool *pool)
   g_array_unref (pool->statements);
   g_free (pool->dsn);
   g_free (pool->application_name);
+  g_free (pool->resolve_host);
   g_free (pool);
 }
 

@@ -67,14 +67,21 @@ void bs_db_log_notice (void *user_data, const char *message);
 
 /* libpq keyword/value arrays: our connection defaults (TCP keepalives, a user
  * timeout, connect_timeout, application_name) first, then @dsn expanded, so
- * anything the DSN sets wins. Borrowed strings; used by pool and migrations. */
+ * anything the DSN sets wins; then, when @hostaddr is not NULL, @host and
+ * @hostaddr (comma-separated lists of the same length), so that libpq does
+ * not resolve the name itself. Borrowed strings. */
 typedef struct
 {
-  const char *keywords[10];
-  const char *values[10];
+  const char *keywords[12];
+  const char *values[12];
 } BsDbConnectParams;
 
 void bs_db_connect_params_init (BsDbConnectParams *params, const char *dsn,
-                                const char *application_name);
+                                const char *application_name, const char *host,
+                                const char *hostaddr);
+
+/* The host name of @dsn when libpq would have to resolve it (one host, not an
+ * IP address, not a socket directory, no hostaddr), else NULL. */
+char *bs_db_dsn_host_to_resolve (const char *dsn);
 
 G_END_DECLS

@@ -276,3 +276,19 @@ def test_database_recreated_under_the_daemon(fdaemons, fpg):
     assert versions == "1"
     d.wait_for_log(lambda r: "applying migrations again" in r.get("MESSAGE", ""), timeout=1,
                    message="the re-migration warning")
+
+
+def test_unresolvable_database_host(fdaemons):
+    """A DSN whose host name does not resolve: the lookup runs off the main
+    loop, so the daemon keeps answering at once, unhealthy, and says why."""
+    d = fdaemons.start(dsn="postgresql://postgres@no-such-host.invalid:5432/books",
+                       wait="listening", env={"BOOKS_DB_TIMEOUT_MS": "2000"})
+    for _ in range(5):
+        resp, took = timed_get(d, "/livez", timeout=3)
+        assert_status(resp, 200)
+        assert took < 1, f"/livez took {took:.2f}s while the host name was being resolved"
+    resp, _ = wait_health(d, 503, within=3)
+    assert resp.json() == UNHEALTHY, describe(resp)
+    d.wait_for_log(lambda r: "no-such-host.invalid" in r.get("MESSAGE", ""), timeout=20,
+                   message="a log line naming the host that does not resolve")
+    assert d.alive(), d.log_tail()

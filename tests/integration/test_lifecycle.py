@@ -58,7 +58,8 @@ def test_config_error_is_one_json_line(daemons):
     assert len(recs) == 1, f"expected one JSON log record naming BOOKS_DB_DSN\n{d.log_tail()}"
 
 
-@pytest.mark.parametrize("form", ["uri", "kv", "kv-socket", "uri-query"])
+@pytest.mark.parametrize("form", ["uri", "kv", "kv-socket", "uri-query", "kv-hostname",
+                                  "uri-hostname"])
 def test_dsn_forms(daemons, pg, form):
     db = pg.new_db()
     dsn = {
@@ -66,6 +67,9 @@ def test_dsn_forms(daemons, pg, form):
         "kv": pg.dsn_kv(db),
         "kv-socket": f"host={pg.sockdir} port={pg.port} dbname={db} user=postgres",
         "uri-query": f"postgresql:///{db}?host={pg.sockdir}&port={pg.port}&user=postgres",
+        # a host name: the pool resolves it off the main loop and hands libpq the addresses
+        "kv-hostname": f"host=localhost port={pg.port} dbname={db} user=postgres",
+        "uri-hostname": f"postgresql://postgres@localhost:{pg.port}/{db}",
     }[form]
     d = daemons.start(dsn=dsn)
     book = d.api.create_book(title=f"via {form}")

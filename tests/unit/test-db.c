@@ -1,0 +1,76 @@
+/* test-db.c: the libpq connection parameters the pool builds. */
+#include "bs-db.h"
+
+static void
+test_host_to_resolve (void)
+{
+  static const struct
+  {
+    const char *dsn;
+    const char *host; /* NULL: libpq needs no lookup */
+  } cases[] = {
+    { "postgresql://u:p@db.example:5432/books_db", "db.example" },
+    { "host=localhost dbname=x", "localhost" },
+    { "postgresql://u@127.0.0.1:5432/x", NULL },
+    { "postgresql://u@[::1]:5432/x", NULL },
+    { "host=db.example hostaddr=10.0.0.5 dbname=x", NULL },
+    { "host=/var/run/postgresql dbname=x", NULL },
+    { "host=a.example,b.example dbname=x", NULL },
+    { "dbname=x", NULL },
+    { "postgresql://[", NULL },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *host = bs_db_dsn_host_to_resolve (cases[i].dsn);
+      g_assert_cmpstr (host, ==, cases[i].host);
+    }
+}
+
+static const char *
+lookup (const BsDbConnectParams *params, const char *keyword)
+{
+  const char *found = NULL;
+
+  for (guint i = 0; params->keywords[i] != NULL; i++)
+    if (g_str_equal (params->keywords[i], keyword))
+      found = params->values[i]; /* the last one wins, as in libpq */
+  return found;
+}
+
+static void
+test_connect_params (void)
+{
+  BsDbConnectParams params;
+  guint dbname_at = 0, host_at = 0;
+
+  bs_db_connect_params_init (&params, "host=db.example dbname=x", "app", NULL, NULL);
+  g_assert_cmpstr (lookup (&params, "keepalives"), ==, "1");
+  g_assert_cmpstr (lookup (&params, "tcp_user_timeout"), ==, "9000");
+  g_assert_cmpstr (lookup (&params, "application_name"), ==, "app");
+  g_assert_cmpstr (lookup (&params, "dbname"), ==, "host=db.example dbname=x");
+  g_assert_null (lookup (&params, "hostaddr"));
+
+  /* the resolved addresses come after the DSN, so they are what libpq uses */
+  bs_db_connect_params_init (&params, "host=db.example dbname=x", "app", "db.example,db.example",
+                             "10.0.0.5,10.0.0.6");
+  g_assert_cmpstr (lookup (&params, "hostaddr"), ==, "10.0.0.5,10.0.0.6");
+  g_assert_cmpstr (lookup (&params, "host"), ==, "db.example,db.example");
+  for (guint i = 0; params.keywords[i] != NULL; i++)
+    {
+      if (g_str_equal (params.keywords[i], "dbname"))
+        dbname_at = i;
+      if (g_str_equal (params.keywords[i], "host"))
+        host_at = i;
+    }
+  g_assert_cmpuint (host_at, >, dbname_at);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/bs/db/host-to-resolve", test_host_to_resolve);
+  g_test_add_func ("/bs/db/connect-params", test_connect_params);
+  return g_test_run ();
+}
