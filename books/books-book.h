@@ -1,6 +1,8 @@
 /* books-book.h: a book as the API reads and writes it. */
 #pragma once
 
+#include "bs-db.h"
+
 #include <json-glib/json-glib.h>
 #include <libpq-fe.h>
 
@@ -32,9 +34,8 @@ gboolean books_book_input_parse (JsonObject *object, gboolean partial, BooksBook
 
 /* The columns every book query selects, in this order. */
 #define BOOKS_BOOK_COLUMNS                                                                         \
-  "id, title, author, description, price::text, active, "                                          \
-  "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "                  \
-  "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+  "id, title, author, description, price::text, active, " BS_SQL_TIMESTAMP (                       \
+      "created_at") ", " BS_SQL_TIMESTAMP ("updated_at")
 #define BOOKS_BOOK_N_COLUMNS 8
 #define BOOKS_BOOK_COL_ACTIVE 5
 

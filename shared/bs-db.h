@@ -11,6 +11,11 @@ G_BEGIN_DECLS
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PGresult, PQclear)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PGconn, PQfinish)
 
+/* SQL rendering timestamptz column @col as RFC 3339 UTC with microseconds:
+ * 2026-11-25T17:58:44.662393Z. */
+#define BS_SQL_TIMESTAMP(col)                                                                      \
+  "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
 /* A statement prepared on every connection of the pool. */
 typedef struct
 {

@@ -21,6 +21,9 @@ typedef enum
   BS_ERROR_UNAVAILABLE,            /* 503 SERVICE_UNAVAILABLE */
   BS_ERROR_TIMEOUT,                /* 503 TIMEOUT */
   BS_ERROR_RETRY,                  /* 503 RETRY (serialization failure, deadlock) */
+  BS_ERROR_BAD_GATEWAY,            /* 502 BAD_GATEWAY (an upstream answered nonsense) */
+  BS_ERROR_BOOK_NOT_ORDERABLE,     /* 409 BOOK_NOT_ORDERABLE */
+  BS_ERROR_IDEMPOTENCY_CONFLICT,   /* 409 IDEMPOTENCY_CONFLICT */
   BS_ERROR_CONFIG,                 /* bad configuration; never sent over HTTP */
 } BsErrorCode;
 

@@ -125,6 +125,42 @@ wrong_type:
   return FALSE;
 }
 
+gboolean
+bs_money_parse_stored (const char *text, gint64 *out_cents)
+{
+  const char *p = text;
+  gboolean negative = FALSE;
+  gint64 units = 0;
+  int int_digits = 0;
+  int frac[2] = { 0, 0 };
+
+  g_return_val_if_fail (text != NULL && out_cents != NULL, FALSE);
+
+  if (*p == '-')
+    {
+      negative = TRUE;
+      p++;
+    }
+  for (; g_ascii_isdigit (*p); p++)
+    {
+      if (++int_digits > 16)
+        return FALSE;
+      units = units * 10 + (*p - '0');
+    }
+  if (int_digits == 0)
+    return FALSE;
+  if (*p == '.')
+    {
+      p++;
+      for (int i = 0; i < 2 && g_ascii_isdigit (*p); i++, p++)
+        frac[i] = *p - '0';
+    }
+  if (*p != '\0')
+    return FALSE;
+  *out_cents = (units * 100 + frac[0] * 10 + frac[1]) * (negative ? -1 : 1);
+  return TRUE;
+}
+
 char *
 bs_money_format (gint64 cents)
 {

@@ -19,6 +19,10 @@ gboolean bs_money_parse (const char *text, gint64 *out_cents, GError **error);
  * rejected, and anything within NUMERIC(10,2) round-trips exactly. */
 gboolean bs_money_from_json (JsonNode *node, gint64 *out_cents, GError **error);
 
+/* Read an amount PostgreSQL rendered from a NUMERIC(p,2) column ("25.98",
+ * "-0.30", "199900.00"; at most 16 integer digits). Not for user input. */
+gboolean bs_money_parse_stored (const char *text, gint64 *out_cents);
+
 /* "15.99", "7.00", "0.30"; negative amounts get a leading '-'. */
 char *bs_money_format (gint64 cents);
 

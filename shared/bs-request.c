@@ -95,6 +95,13 @@ bs_request_set_header (BsRequest *request, const char *name, const char *value)
                                 value);
 }
 
+const char *
+bs_request_get_response_header (BsRequest *request, const char *name)
+{
+  return soup_message_headers_get_one (soup_server_message_get_response_headers (request->msg),
+                                       name);
+}
+
 static gboolean
 content_type_is_json (const char *content_type)
 {
@@ -219,7 +226,7 @@ bs_request_reply_error (BsRequest *request, const GError *error)
   if (status >= 500)
     bs_log_request (G_LOG_LEVEL_WARNING, request->request_id, "%s %s failed: %s",
                     bs_request_get_method (request), bs_request_get_path (request), error->message);
-  if (status == 503)
+  if (status == 503 && bs_request_get_response_header (request, "Retry-After") == NULL)
     bs_request_set_header (request, "Retry-After", "1");
   bs_request_reply_json (request, status, body);
 }

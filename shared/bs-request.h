@@ -28,8 +28,9 @@ const char *bs_request_get_header (BsRequest *request, const char *name);
 /* Cancelled when the client goes away or the server stops. */
 GCancellable *bs_request_get_cancellable (BsRequest *request);
 
-/* Add a response header. */
+/* Set a response header (replacing any earlier value). */
 void bs_request_set_header (BsRequest *request, const char *name, const char *value);
+const char *bs_request_get_response_header (BsRequest *request, const char *name);
 
 /* Check Content-Type is JSON (415 otherwise) and parse the body as a JSON
  * object (400 when malformed). */
@@ -45,6 +46,7 @@ void bs_request_reply_json (BsRequest *request, guint status, JsonNode *body);
 void bs_request_reply_bytes (BsRequest *request, guint status, const char *content_type,
                              GBytes *body);
 void bs_request_reply_empty (BsRequest *request, guint status);
+/* 503 errors get "Retry-After: 1" unless the handler set one. */
 void bs_request_reply_error (BsRequest *request, const GError *error);
 void bs_request_reply_error_literal (BsRequest *request, int code, const char *message);
 

@@ -4,9 +4,10 @@
 #
 #   tests/openapi/lint.sh [FILE...]
 #
-# FILE defaults to books/openapi.json in the repository root; relative paths
-# are taken from the current directory. The exit status is non-zero if any
-# document has a problem (redocly.yaml makes every rule an error).
+# FILE defaults to books/openapi.json and orders/openapi.json in the repository
+# root; relative paths are taken from the current directory. The exit status is
+# non-zero if any document has a problem (redocly.yaml makes every rule an
+# error).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,7 +15,7 @@ root=$(cd "$here/../.." && pwd)
 
 files=()
 if [[ $# -eq 0 ]]; then
-  files=("$root/books/openapi.json")
+  files=("$root/books/openapi.json" "$root/orders/openapi.json")
 else
   for f in "$@"; do
     [[ $f == /* ]] || f="$PWD/$f"

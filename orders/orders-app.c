@@ -1,0 +1,170 @@
+/* orders-app.c: wire config, pool, migrations, the Books client and routes
+ * into a BsService. */
+#include "orders-app.h"
+
+#include "orders-api.h"
+#include "orders-books.h"
+#include "orders-resources.h"
+#include "orders-store.h"
+
+#include "bs-config.h"
+#include "bs-db.h"
+#include "bs-migrator.h"
+#include "bs-service.h"
+
+#define SERVICE_NAME "bookstore-orders"
+#define DEFAULT_PORT 8082
+#define MIGRATIONS_DIR "/org/bookstore/orders/sql"
+#define MIGRATION_LOCK_KEY G_GINT64_CONSTANT (0x6f7264657273) /* "orders" */
+#define PURGE_INTERVAL_S (60 * 60)
+
+struct _OrdersApp
+{
+  BsService *service;
+  BsDbPool *pool;
+  BsMigrator *migrator;
+  OrdersBooks *books;
+  OrdersApi api;
+  char *dsn;
+  guint key_retention_hours;
+  guint purge_id;
+  /* for the events issue; validated now so a bad value fails at start */
+  char *redis_host;
+  guint16 redis_port;
+  char *redis_password;
+};
+
+static gboolean
+read_books_options (OrdersBooksOptions *options, char **base_url, GError **error)
+{
+  options->timeout_ms = 2000;
+  options->failure_threshold = 5;
+  options->cooldown_ms = 10000;
+  options->max_connections = 64;
+  if (!bs_config_get_string ("BOOKS_SERVICE_URL", NULL, base_url, error)
+      || !bs_config_get_uint ("BOOKS_TIMEOUT_MS", options->timeout_ms, 100, 60000,
+                              &options->timeout_ms, error)
+      || !bs_config_get_uint ("BOOKS_CIRCUIT_FAILURE_THRESHOLD", options->failure_threshold, 1,
+                              1000, &options->failure_threshold, error)
+      || !bs_config_get_uint ("BOOKS_CIRCUIT_COOLDOWN_MS", options->cooldown_ms, 100, 3600000,
+                              &options->cooldown_ms, error)
+      || !bs_config_get_uint ("BOOKS_MAX_CONNECTIONS", options->max_connections, 1, 1024,
+                              &options->max_connections, error))
+    return FALSE;
+  options->base_url = *base_url;
+  return TRUE;
+}
+
+static gboolean
+read_redis (OrdersApp *app, GError **error)
+{
+  return bs_config_get_string ("REDIS_HOST", "127.0.0.1", &app->redis_host, error)
+         && bs_config_get_port ("REDIS_PORT", 6379, &app->redis_port, error)
+         && bs_config_get_string ("REDIS_PASSWORD", "", &app->redis_password, error);
+}
+
+static void
+purge_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = bs_db_pool_query_finish (user_data, result, &error);
+
+  if (res == NULL)
+    g_message ("idempotency keys not purged this time: %s", error->message);
+  else if (g_ascii_strtoll (PQgetvalue (res, 0, 0), NULL, 10) > 0)
+    g_message ("purged %s expired idempotency keys", PQgetvalue (res, 0, 0));
+}
+
+/* Keys older than the retention go; their orders stay. */
+static gboolean
+purge_keys (gpointer user_data)
+{
+  OrdersApp *app = user_data;
+  char hours[16];
+
+  if (bs_migrator_is_ready (app->migrator))
+    {
+      g_snprintf (hours, sizeof hours, "%u", app->key_retention_hours);
+      bs_db_pool_query_async (app->pool, ORDERS_SQL_PURGE_KEYS, (const char *const[]){ hours }, 1,
+                              0, NULL, purge_done, app->pool);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+OrdersApp *
+orders_app_new (GError **error)
+{
+  g_autoptr (OrdersApp) app = g_new0 (OrdersApp, 1);
+  g_autoptr (GBytes) openapi = NULL;
+  g_autofree char *books_url = NULL;
+  OrdersBooksOptions books_options;
+  BsDbOptions options;
+
+  orders_register_resource (); /* migrations and the OpenAPI document */
+  bs_db_options_init_default (&options);
+  options.application_name = SERVICE_NAME;
+  app->key_retention_hours = 24;
+  if (!bs_config_get_pg_dsn ("DATABASE_URL", &app->dsn, error)
+      || !bs_config_get_uint ("ORDERS_DB_POOL_SIZE", options.size, 1, 64, &options.size, error)
+      || !bs_config_get_uint ("ORDERS_DB_TIMEOUT_MS", options.query_timeout_ms, 100, 600000,
+                              &options.query_timeout_ms, error)
+      || !bs_config_get_uint ("IDEMPOTENCY_KEY_RETENTION_HOURS", app->key_retention_hours, 24, 8760,
+                              &app->key_retention_hours, error)
+      || !read_books_options (&books_options, &books_url, error) || !read_redis (app, error))
+    return NULL;
+
+  app->service = bs_service_new (SERVICE_NAME, DEFAULT_PORT, error);
+  if (app->service == NULL)
+    return NULL;
+  app->books = orders_books_new (&books_options, bs_service_get_metrics (app->service), error);
+  if (app->books == NULL)
+    return NULL;
+  app->pool = bs_db_pool_new (app->dsn, orders_store_statements, &options,
+                              bs_service_get_metrics (app->service));
+  app->migrator
+      = bs_migrator_new (app->pool, app->dsn, SERVICE_NAME, MIGRATIONS_DIR, MIGRATION_LOCK_KEY);
+  app->api.pool = app->pool;
+  app->api.migrator = app->migrator;
+  app->api.books = app->books;
+  orders_api_init_metrics (&app->api, bs_service_get_metrics (app->service));
+  orders_api_register (&app->api, bs_service_get_router (app->service));
+
+  openapi = g_resources_lookup_data ("/org/bookstore/orders/openapi.json", 0, NULL);
+  if (openapi != NULL)
+    bs_service_set_openapi (app->service, openapi);
+  return g_steal_pointer (&app);
+}
+
+void
+orders_app_free (OrdersApp *app)
+{
+  if (app == NULL)
+    return;
+  g_clear_handle_id (&app->purge_id, g_source_remove);
+  g_clear_pointer (&app->migrator, bs_migrator_free);
+  /* the pool and the Books client before the service: failing their calls
+   * replies through the service, and counts in the service's metrics */
+  g_clear_pointer (&app->pool, bs_db_pool_free);
+  g_clear_pointer (&app->books, orders_books_free);
+  g_clear_pointer (&app->service, bs_service_free);
+  g_free (app->dsn);
+  g_free (app->redis_host);
+  g_free (app->redis_password);
+  g_free (app);
+}
+
+gboolean
+orders_app_start (OrdersApp *app, GError **error)
+{
+  if (!bs_service_listen (app->service, error))
+    return FALSE;
+  bs_migrator_start (app->migrator);
+  app->purge_id = g_timeout_add_seconds (PURGE_INTERVAL_S, purge_keys, app);
+  return TRUE;
+}
+
+int
+orders_app_run (OrdersApp *app)
+{
+  return bs_service_run (app->service);
+}

@@ -1,0 +1,293 @@
+/* orders-books.c: the Books client: one HTTP call per book, classified into
+ * an outcome that feeds the circuit breaker, the metrics and the reply. */
+#include "orders-books.h"
+
+#include "bs-build-config.h"
+#include "bs-circuit-breaker.h"
+#include "bs-error.h"
+#include "bs-http-client.h"
+#include "bs-json.h"
+#include "bs-money.h"
+
+/* Longer than any title or author Books accepts; the rest is Books' contract. */
+#define BOOK_TEXT_MAX 10000
+
+struct _OrdersBooks
+{
+  BsHttpClient *client;
+  BsCircuitBreaker *breaker;
+  guint timeout_ms;
+  BsMetricFamily *requests; /* books_requests_total{result} */
+  BsMetricFamily *duration; /* books_request_duration_seconds */
+  BsMetricFamily *state;    /* books_circuit_state */
+  BsMetricFamily *opens;    /* books_circuit_opens_total */
+};
+
+typedef struct
+{
+  OrdersBooks *books;
+  gint64 book_id;
+  BsCircuitPermit permit;
+  gint64 started_us;
+  guint retry_after_s;
+} GetCall;
+
+void
+orders_book_free (OrdersBook *book)
+{
+  if (book == NULL)
+    return;
+  g_free (book->title);
+  g_free (book->author);
+  g_free (book);
+}
+
+static void
+circuit_changed (BsCircuitBreaker *breaker, BsCircuitState state, gpointer user_data)
+{
+  OrdersBooks *books = user_data;
+  const char *name = bs_circuit_state_to_string (state);
+
+  bs_metric_set (books->state, NULL, state);
+  if (state == BS_CIRCUIT_OPEN)
+    bs_metric_inc (books->opens, NULL, 1);
+  g_log_structured (
+      G_LOG_DOMAIN, state == BS_CIRCUIT_CLOSED ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_WARNING,
+      "CIRCUIT", "books", "CIRCUIT_STATE", name, "MESSAGE", "Books circuit %s%s", name,
+      state == BS_CIRCUIT_OPEN        ? ": order creation fails fast until the cooldown ends"
+      : state == BS_CIRCUIT_HALF_OPEN ? ": the next order probes Books"
+                                      : ": Books answers again");
+}
+
+OrdersBooks *
+orders_books_new (const OrdersBooksOptions *options, BsMetrics *metrics, GError **error)
+{
+  static const char *const result_label[] = { "result", NULL };
+  g_autoptr (BsHttpClient) client
+      = bs_http_client_new ("BOOKS_SERVICE_URL", options->base_url, "bookstore-orders/" BS_VERSION,
+                            options->max_connections, error);
+  OrdersBooks *books;
+
+  if (client == NULL)
+    return NULL;
+  books = g_new0 (OrdersBooks, 1);
+  books->client = g_steal_pointer (&client);
+  books->timeout_ms = options->timeout_ms;
+  books->breaker = bs_circuit_breaker_new (options->failure_threshold, options->cooldown_ms);
+  bs_circuit_breaker_set_state_func (books->breaker, circuit_changed, books);
+  books->requests = bs_metrics_counter (
+      metrics, "books_requests_total",
+      "Calls to the Books service by outcome (rejected: refused by the open circuit)",
+      result_label);
+  books->duration = bs_metrics_histogram (metrics, "books_request_duration_seconds",
+                                          "Duration of calls to the Books service", NULL,
+                                          bs_metrics_latency_buckets, bs_metrics_n_latency_buckets);
+  books->state = bs_metrics_gauge (metrics, "books_circuit_state",
+                                   "Circuit breaker to Books: 0 closed, 1 open, 2 half-open", NULL);
+  books->opens = bs_metrics_counter (metrics, "books_circuit_opens_total",
+                                     "Times the circuit breaker to Books opened", NULL);
+  bs_metric_set (books->state, NULL, BS_CIRCUIT_CLOSED);
+  bs_metric_inc (books->opens, NULL, 0);
+  return books;
+}
+
+void
+orders_books_free (OrdersBooks *books)
+{
+  if (books == NULL)
+    return;
+  g_clear_pointer (&books->client, bs_http_client_free);
+  g_clear_pointer (&books->breaker, bs_circuit_breaker_free);
+  g_free (books);
+}
+
+static void
+count (OrdersBooks *books, const char *result)
+{
+  bs_metric_inc (books->requests, (const char *const[]){ result }, 1);
+}
+
+/* A 200 body: {"title": ..., "author": ..., "price": "12.99", ...}. */
+static OrdersBook *
+parse_book (GBytes *body, GError **error)
+{
+  gsize len = 0;
+  const char *data = g_bytes_get_data (body, &len);
+  g_autoptr (JsonObject) object = bs_json_parse_object (data, len, error);
+  g_autoptr (OrdersBook) book = g_new0 (OrdersBook, 1);
+
+  if (object == NULL
+      || !bs_json_get_string (object, "title", FALSE, BOOK_TEXT_MAX, &book->title, error)
+      || !bs_json_get_string (object, "author", FALSE, BOOK_TEXT_MAX, &book->author, error)
+      || !bs_money_from_json (json_object_get_member (object, "price"), &book->price_cents, error))
+    return NULL;
+  if (book->title == NULL || book->author == NULL)
+    {
+      g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION, "title or author missing");
+      return NULL;
+    }
+  return g_steal_pointer (&book);
+}
+
+/* Turn one answer into the book or the error, and tell the breaker whether
+ * Books worked. Returns the outcome label. */
+static const char *
+classify (GetCall *call, BsHttpResponse *response, const GError *transport_error,
+          OrdersBook **out_book, GError **error)
+{
+  g_autoptr (GError) parse_error = NULL;
+
+  if (transport_error != NULL)
+    {
+      gboolean timeout = g_error_matches (transport_error, BS_ERROR, BS_ERROR_TIMEOUT);
+      g_set_error (error, BS_ERROR, BS_ERROR_UNAVAILABLE, "books service unavailable: %s",
+                   transport_error->message);
+      return timeout ? "timeout" : "connection_error";
+    }
+  switch (response->status)
+    {
+      case SOUP_STATUS_OK:
+        *out_book = parse_book (response->body, &parse_error);
+        if (*out_book != NULL)
+          return "success";
+        g_set_error (error, BS_ERROR, BS_ERROR_BAD_GATEWAY,
+                     "books service sent an invalid book: %s", parse_error->message);
+        return "invalid_response";
+      case SOUP_STATUS_NOT_FOUND:
+        g_set_error (error, BS_ERROR, BS_ERROR_NOT_FOUND, "book %" G_GINT64_FORMAT " not found",
+                     call->book_id);
+        return "not_found";
+      case SOUP_STATUS_GONE:
+        g_set_error (error, BS_ERROR, BS_ERROR_BOOK_NOT_ORDERABLE,
+                     "book %" G_GINT64_FORMAT " was deleted and cannot be ordered", call->book_id);
+        return "gone";
+      default:
+        break;
+    }
+  if (response->status >= 500 && response->status <= 599)
+    {
+      g_set_error (error, BS_ERROR, BS_ERROR_UNAVAILABLE,
+                   "books service unavailable: it answered %u", response->status);
+      return "server_error";
+    }
+  if (response->status >= 400 && response->status <= 499)
+    {
+      g_set_error (error, BS_ERROR, BS_ERROR_BAD_GATEWAY,
+                   "books service refused the lookup of book %" G_GINT64_FORMAT " with %u",
+                   call->book_id, response->status);
+      return "client_error";
+    }
+  g_set_error (error, BS_ERROR, BS_ERROR_BAD_GATEWAY, "books service answered %u",
+               response->status);
+  return "invalid_response";
+}
+
+static gboolean
+outcome_is_failure (const char *result)
+{
+  return g_str_equal (result, "timeout") || g_str_equal (result, "connection_error")
+         || g_str_equal (result, "server_error") || g_str_equal (result, "invalid_response");
+}
+
+static void
+get_book_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  GetCall *call = g_task_get_task_data (task);
+  OrdersBooks *books = call->books;
+  g_autoptr (GError) transport_error = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BsHttpResponse) response
+      = bs_http_client_request_finish (books->client, result, &transport_error);
+  OrdersBook *book = NULL;
+  const char *outcome;
+
+  if (response == NULL && g_error_matches (transport_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      bs_circuit_breaker_release (books->breaker, &call->permit);
+      g_task_return_error (task, g_steal_pointer (&transport_error));
+      return;
+    }
+  bs_metric_observe (books->duration, NULL,
+                     (double) (g_get_monotonic_time () - call->started_us) / G_USEC_PER_SEC);
+  outcome = classify (call, response, transport_error, &book, &error);
+  count (books, outcome);
+  bs_circuit_breaker_record (books->breaker, &call->permit, !outcome_is_failure (outcome));
+  if (book == NULL)
+    {
+      call->retry_after_s = 1;
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (task, book, (GDestroyNotify) orders_book_free);
+}
+
+void
+orders_books_get_book_async (OrdersBooks *books, gint64 book_id, const char *request_id,
+                             GCancellable *cancellable, GAsyncReadyCallback callback,
+                             gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  GetCall *call = g_new0 (GetCall, 1);
+  guint retry_after_ms = 0;
+  g_autofree char *path = NULL;
+
+  g_task_set_source_tag (task, orders_books_get_book_async);
+  g_task_set_check_cancellable (task, FALSE);
+  g_task_set_task_data (task, call, g_free);
+  call->books = books;
+  call->book_id = book_id;
+  if (!bs_circuit_breaker_allow (books->breaker, &call->permit, &retry_after_ms))
+    {
+      count (books, "rejected");
+      call->retry_after_s = (retry_after_ms + 999) / 1000;
+      g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE,
+                               "books service unavailable: circuit open, retry in %u s",
+                               call->retry_after_s);
+      return;
+    }
+  path = g_strdup_printf ("/v1/books/%" G_GINT64_FORMAT, book_id);
+  call->started_us = g_get_monotonic_time ();
+  bs_http_client_request_async (books->client, "GET", path, request_id, NULL, NULL, NULL,
+                                books->timeout_ms, cancellable, get_book_done,
+                                g_steal_pointer (&task));
+}
+
+OrdersBook *
+orders_books_get_book_finish (OrdersBooks *books, GAsyncResult *result, guint *retry_after_s,
+                              GError **error)
+{
+  GetCall *call = g_task_get_task_data (G_TASK (result));
+
+  if (retry_after_s != NULL)
+    *retry_after_s = MAX (call->retry_after_s, 1);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+health_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  OrdersBooks *books = g_task_get_task_data (task);
+  g_autoptr (BsHttpResponse) response = bs_http_client_request_finish (books->client, result, NULL);
+
+  g_task_return_boolean (task, response != NULL && response->status == SOUP_STATUS_OK);
+}
+
+void
+orders_books_check_health_async (OrdersBooks *books, guint timeout_ms, const char *request_id,
+                                 GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task = g_task_new (NULL, NULL, callback, user_data);
+
+  g_task_set_source_tag (task, orders_books_check_health_async);
+  g_task_set_task_data (task, books, NULL);
+  bs_http_client_request_async (books->client, "GET", "/health", request_id, NULL, NULL, NULL,
+                                timeout_ms, NULL, health_done, task);
+}
+
+gboolean
+orders_books_check_health_finish (OrdersBooks *books, GAsyncResult *result)
+{
+  return g_task_propagate_boolean (G_TASK (result), NULL);
+}

@@ -1,0 +1,228 @@
+/* bs-http-client.c: SoupSession with a per-call deadline (pitfall 12: the
+ * session's own timeout is per I/O, not per call) and enough connections
+ * per host (pitfall 11: the default is 2). */
+#include "bs-http-client.h"
+
+#include "bs-error.h"
+
+#include <string.h>
+
+/* Below the idle limit of our own servers (HTTP_REQUEST_TIMEOUT_MS, 15 s),
+ * so the client drops an idle connection before the server does. */
+#define IDLE_TIMEOUT_S 10
+
+struct _BsHttpClient
+{
+  SoupSession *session;
+  char *base_url; /* without a trailing '/' */
+};
+
+typedef struct
+{
+  SoupMessage *msg;
+  GCancellable *call_cancellable; /* cancelled by the deadline or by the caller's */
+  GCancellable *caller_cancellable;
+  gulong caller_handler;
+  guint deadline_id;
+  guint timeout_ms;
+  gboolean timed_out;
+  char *url;
+} Call;
+
+static void
+call_free (Call *call)
+{
+  g_clear_handle_id (&call->deadline_id, g_source_remove);
+  if (call->caller_handler != 0)
+    g_cancellable_disconnect (call->caller_cancellable, call->caller_handler);
+  g_clear_object (&call->caller_cancellable);
+  g_clear_object (&call->call_cancellable);
+  g_clear_object (&call->msg);
+  g_free (call->url);
+  g_free (call);
+}
+
+void
+bs_http_response_free (BsHttpResponse *response)
+{
+  if (response == NULL)
+    return;
+  g_clear_pointer (&response->body, g_bytes_unref);
+  g_clear_pointer (&response->headers, soup_message_headers_unref);
+  g_free (response);
+}
+
+static gboolean
+check_base_url (const char *config_name, const char *base_url, GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  g_autoptr (GUri) uri = g_uri_parse (base_url, SOUP_HTTP_URI_FLAGS, &local_error);
+  const char *scheme;
+
+  if (uri == NULL)
+    {
+      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG, "%s=\"%s\" is not a URL: %s", config_name,
+                   base_url, local_error->message);
+      return FALSE;
+    }
+  scheme = g_uri_get_scheme (uri);
+  if ((g_strcmp0 (scheme, "http") != 0 && g_strcmp0 (scheme, "https") != 0)
+      || g_uri_get_host (uri) == NULL || *g_uri_get_host (uri) == '\0'
+      || g_uri_get_query (uri) != NULL || g_uri_get_fragment (uri) != NULL
+      || g_uri_get_userinfo (uri) != NULL)
+    {
+      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG,
+                   "%s=\"%s\" is invalid: expected http://host[:port][/prefix]", config_name,
+                   base_url);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+BsHttpClient *
+bs_http_client_new (const char *config_name, const char *base_url, const char *user_agent,
+                    guint max_conns, GError **error)
+{
+  BsHttpClient *client;
+  gsize len;
+
+  if (!check_base_url (config_name, base_url, error))
+    return NULL;
+  client = g_new0 (BsHttpClient, 1);
+  len = strlen (base_url);
+  while (len > 0 && base_url[len - 1] == '/')
+    len--;
+  client->base_url = g_strndup (base_url, len);
+  max_conns = MAX (max_conns, 1);
+  client->session = soup_session_new_with_options (
+      "max-conns-per-host", max_conns, "max-conns", max_conns * 2, "idle-timeout", IDLE_TIMEOUT_S,
+      "timeout", 0, "user-agent", user_agent, "proxy-resolver", NULL, NULL);
+  return client;
+}
+
+void
+bs_http_client_free (BsHttpClient *client)
+{
+  if (client == NULL)
+    return;
+  soup_session_abort (client->session);
+  g_clear_object (&client->session);
+  g_free (client->base_url);
+  g_free (client);
+}
+
+const char *
+bs_http_client_get_base_url (BsHttpClient *client)
+{
+  return client->base_url;
+}
+
+static gboolean
+deadline_reached (gpointer user_data)
+{
+  Call *call = user_data;
+
+  call->deadline_id = 0;
+  call->timed_out = TRUE;
+  g_cancellable_cancel (call->call_cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+cancel_call (gpointer user_data)
+{
+  g_cancellable_cancel (G_CANCELLABLE (user_data));
+  return G_SOURCE_REMOVE;
+}
+
+/* Not cancelled right here: finishing the call can free it, and
+ * g_cancellable_disconnect() from inside this signal would deadlock. */
+static void
+caller_cancelled (GCancellable *caller, gpointer user_data)
+{
+  g_idle_add_full (G_PRIORITY_DEFAULT, cancel_call, g_object_ref (user_data), g_object_unref);
+}
+
+static void
+send_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  Call *call = g_task_get_task_data (task);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) body
+      = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
+  BsHttpResponse *response;
+
+  g_clear_handle_id (&call->deadline_id, g_source_remove);
+  if (body == NULL)
+    {
+      if (call->timed_out)
+        g_task_return_new_error (task, BS_ERROR, BS_ERROR_TIMEOUT, "%s: no answer within %u ms",
+                                 call->url, call->timeout_ms);
+      else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_task_return_error (task, g_steal_pointer (&error));
+      else
+        g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE, "%s: %s", call->url,
+                                 error->message);
+      return;
+    }
+  response = g_new0 (BsHttpResponse, 1);
+  response->status = soup_message_get_status (call->msg);
+  response->body = g_steal_pointer (&body);
+  response->headers = soup_message_headers_ref (soup_message_get_response_headers (call->msg));
+  g_task_return_pointer (task, response, (GDestroyNotify) bs_http_response_free);
+}
+
+void
+bs_http_client_request_async (BsHttpClient *client, const char *method, const char *path,
+                              const char *request_id, const char *const *headers,
+                              const char *content_type, GBytes *body, guint timeout_ms,
+                              GCancellable *cancellable, GAsyncReadyCallback callback,
+                              gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  SoupMessageHeaders *request_headers;
+  Call *call;
+
+  g_return_if_fail (path != NULL && path[0] == '/');
+
+  g_task_set_source_tag (task, bs_http_client_request_async);
+  /* the call reports cancellation itself, with the right error */
+  g_task_set_check_cancellable (task, FALSE);
+  call = g_new0 (Call, 1);
+  g_task_set_task_data (task, call, (GDestroyNotify) call_free);
+  call->url = g_strconcat (client->base_url, path, NULL);
+  call->timeout_ms = timeout_ms;
+  call->msg = soup_message_new (method, call->url);
+  if (call->msg == NULL)
+    {
+      g_task_return_new_error (task, BS_ERROR, BS_ERROR_INTERNAL, "invalid URL %s", call->url);
+      return;
+    }
+  request_headers = soup_message_get_request_headers (call->msg);
+  soup_message_headers_replace (request_headers, "Accept", "application/json");
+  if (request_id != NULL)
+    soup_message_headers_replace (request_headers, "X-Request-ID", request_id);
+  for (gsize i = 0; headers != NULL && headers[i] != NULL && headers[i + 1] != NULL; i += 2)
+    soup_message_headers_replace (request_headers, headers[i], headers[i + 1]);
+  if (body != NULL)
+    soup_message_set_request_body_from_bytes (call->msg, content_type, body);
+
+  call->call_cancellable = g_cancellable_new ();
+  if (cancellable != NULL)
+    {
+      call->caller_cancellable = g_object_ref (cancellable);
+      call->caller_handler = g_cancellable_connect (cancellable, G_CALLBACK (caller_cancelled),
+                                                    call->call_cancellable, NULL);
+    }
+  call->deadline_id = g_timeout_add (MAX (timeout_ms, 1), deadline_reached, call);
+  soup_session_send_and_read_async (client->session, call->msg, G_PRIORITY_DEFAULT,
+                                    call->call_cancellable, send_done, g_steal_pointer (&task));
+}
+
+BsHttpResponse *
+bs_http_client_request_finish (BsHttpClient *client, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
