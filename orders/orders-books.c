@@ -23,6 +23,12 @@ struct _OrdersBooks
   BsMetricFamily *opens;    /* books_circuit_opens_total */
 };
 
+/* The values of books_requests_total{result}. */
+static const char *const outcomes[] = {
+  "success",          "not_found",        "gone",     "client_error", "server_error", "timeout",
+  "connection_error", "invalid_response", "rejected",
+};
+
 typedef struct
 {
   OrdersBooks *books;
@@ -88,6 +94,8 @@ orders_books_new (const OrdersBooksOptions *options, BsMetrics *metrics, GError 
                                      "Times the circuit breaker to Books opened", NULL);
   bs_metric_set (books->state, NULL, BS_CIRCUIT_CLOSED);
   bs_metric_inc (books->opens, NULL, 0);
+  for (gsize i = 0; i < G_N_ELEMENTS (outcomes); i++)
+    bs_metric_inc (books->requests, (const char *const[]){ outcomes[i], NULL }, 0);
   return books;
 }
 
@@ -104,7 +112,7 @@ orders_books_free (OrdersBooks *books)
 static void
 count (OrdersBooks *books, const char *result)
 {
-  bs_metric_inc (books->requests, (const char *const[]){ result }, 1);
+  bs_metric_inc (books->requests, (const char *const[]){ result, NULL }, 1);
 }
 
 /* A 200 body: {"title": ..., "author": ..., "price": "12.99", ...}. */

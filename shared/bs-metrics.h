@@ -30,7 +30,8 @@ BsMetricFamily *bs_metrics_histogram (BsMetrics *metrics, const char *name, cons
 void bs_metrics_add_collector (BsMetrics *metrics, BsMetricsCollector collector, gpointer user_data,
                                GDestroyNotify destroy);
 
-/* @label_values: one per label name, or NULL when the family has none. */
+/* @label_values: one per label name and a terminating NULL, or NULL when
+ * the family has none. */
 void bs_metric_inc (BsMetricFamily *family, const char *const *label_values, double by);
 void bs_metric_set (BsMetricFamily *family, const char *const *label_values, double value);
 void bs_metric_observe (BsMetricFamily *family, const char *const *label_values, double value);

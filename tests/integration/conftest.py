@@ -1,12 +1,13 @@
-"""Fixtures for the bookstore-books black-box integration suite.
+"""Fixtures for the bookstore-books and bookstore-orders black-box integration suite.
 
 Run from the repo root:  /usr/bin/python3 -m pytest tests/integration
-The daemon is $BOOKSTORE_BUILD_DIR/books/bookstore-books (default: build/).
+The daemons are $BOOKSTORE_BUILD_DIR/books/bookstore-books and
+$BOOKSTORE_BUILD_DIR/orders/bookstore-orders (default: build/).
 """
 
 import pytest
 
-from harness import DaemonManager, PgCluster, daemon_binary
+from harness import DaemonManager, PgCluster, ServicePair, daemon_binary
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +70,52 @@ def shared_daemon(shared_service):
 @pytest.fixture
 def api(shared_daemon):
     return shared_daemon.api
+
+
+# --------------------------------------------------------------------------
+# bookstore-orders (always with a real bookstore-books)
+
+
+@pytest.fixture(scope="session")
+def orders_binary():
+    """Fails (never skips) every orders test when the binary is missing."""
+    return daemon_binary("orders")
+
+
+@pytest.fixture
+def odaemons(pg, binary, orders_binary, tmp_path):
+    """A DaemonManager for one test that may start both kinds of daemon."""
+    with DaemonManager(pg, tmp_path) as manager:
+        yield manager
+
+
+@pytest.fixture
+def fresh_pair(odaemons):
+    """Books and Orders on brand-new databases, for one test."""
+    return ServicePair(odaemons)
+
+
+@pytest.fixture(scope="module")
+def module_odaemons(pg, binary, orders_binary, tmp_path_factory, request):
+    with DaemonManager(pg, tmp_path_factory.mktemp(request.module.__name__)) as manager:
+        yield manager
+
+
+@pytest.fixture(scope="module")
+def shared_pair_service(module_odaemons):
+    return ServicePair(module_odaemons)
+
+
+@pytest.fixture
+def shared_pair(shared_pair_service):
+    """One Books+Orders pair shared by the tests of a module (a daemon a test
+    killed is replaced, same port and database)."""
+    return shared_pair_service.current()
+
+
+@pytest.fixture
+def orders_api(shared_pair):
+    return shared_pair.api
 
 
 # A hard bound per test (setup + call + teardown): no test may hang the suite.

@@ -1,4 +1,4 @@
-"""Test harness for the bookstore-books integration suite.
+"""Test harness for the bookstore-books and bookstore-orders integration suite.
 
 Everything here is plain Python (subprocess, socket, requests): a throwaway
 PostgreSQL cluster, the daemon under test, raw-socket HTTP helpers and a few
@@ -107,15 +107,36 @@ def build_dir():
     return path
 
 
-def daemon_binary():
-    path = build_dir() / "books" / "bookstore-books"
+DAEMON_KINDS = ("books", "orders")
+
+
+def daemon_binary(kind="books"):
+    """build/<kind>/bookstore-<kind>: kind is "books" or "orders".  A missing
+    binary fails the test (never a silent skip)."""
+    if kind not in DAEMON_KINDS:
+        raise ValueError(f"unknown daemon kind {kind!r}")
+    path = build_dir() / kind / f"bookstore-{kind}"
     if not path.is_file() or not os.access(path, os.X_OK):
         pytest.fail(
-            f"daemon binary not found or not executable: {path}\n"
+            f"{kind} daemon binary not found or not executable: {path}\n"
             f"build it first (ninja -C {build_dir()}) or set BOOKSTORE_BUILD_DIR",
             pytrace=False,
         )
     return path
+
+
+def time_scale():
+    """How much slower the daemons run than natively: BOOKSTORE_TIME_SCALE if
+    set, else 10 under BOOKSTORE_DAEMON_WRAPPER (valgrind), else 1.  Multiply
+    waits and timing bounds by it (scaled())."""
+    value = os.environ.get("BOOKSTORE_TIME_SCALE")
+    if value:
+        return float(value)
+    return 10.0 if daemon_wrapper() else 1.0
+
+
+def scaled(seconds):
+    return seconds * time_scale()
 
 
 def project_version():
@@ -549,8 +570,10 @@ def clean_pg_env():
 # The daemon
 
 
-_STRIP_ENV_PREFIXES = ("LISTEN_", "NOTIFY_", "WATCHDOG_", "BOOKS_", "PG", "HTTP_")
+_STRIP_ENV_PREFIXES = ("LISTEN_", "NOTIFY_", "WATCHDOG_", "BOOKS_", "ORDERS_", "REDIS_", "IDEMPOTENCY_",
+                       "PG", "HTTP_")
 _STRIP_ENV = {"PORT", "BIND_ADDRESS", "JOURNAL_STREAM", "INVOCATION_ID", "G_MESSAGES_DEBUG",
+              "DATABASE_URL", "BOOKS_SERVICE_URL",
               "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
               "no_proxy", "NO_PROXY"}
 SANITIZER_RE = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|"
@@ -564,13 +587,20 @@ def daemon_base_env():
 
 
 class Daemon:
-    """One bookstore-books process, with stdout/stderr captured to files."""
+    """One bookstore-books or bookstore-orders process, with stdout/stderr
+    captured to files."""
 
-    _counter = itertools.count(1)
+    _counter = itertools.count(1)  # books-N
+    _counters = {}  # other kinds: orders-N
 
-    def __init__(self, binary, logdir, env, port, args=(), pass_fds=(), argv_prefix=(), name=None):
+    def __init__(self, binary, logdir, env, port, args=(), pass_fds=(), argv_prefix=(), name=None,
+                 kind="books"):
         self.binary = Path(binary)
-        self.name = name or f"books-{next(self._counter)}"
+        self.kind = kind
+        if name is None:
+            counter = self._counter if kind == "books" else self._counters.setdefault(kind, itertools.count(1))
+            name = f"{kind}-{next(counter)}"
+        self.name = name
         self.logdir = Path(logdir)
         self.env = env
         self.port = port
@@ -801,16 +831,56 @@ class DaemonManager:
                 env[k] = str(v)
         return env
 
-    def spawn(self, env, port=None, args=(), pass_fds=(), argv_prefix=(), name=None):
-        d = Daemon(daemon_binary(), self.logdir, env, port, args=args, pass_fds=pass_fds,
-                   argv_prefix=argv_prefix, name=name)
+    def env_for_orders(self, dsn=None, books_url=None, port=None, extra=None):
+        """The environment of a bookstore-orders process: DATABASE_URL and
+        BOOKS_SERVICE_URL (None: unset) on top of the cleaned environment."""
+        env = daemon_base_env()
+        if dsn is not None:
+            env["DATABASE_URL"] = dsn
+        if books_url is not None:
+            env["BOOKS_SERVICE_URL"] = books_url
+        if port is not None:
+            env["PORT"] = str(port)
+        env["BIND_ADDRESS"] = "127.0.0.1"
+        for k, v in (extra or {}).items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = str(v)
+        return env
+
+    def spawn(self, env, port=None, args=(), pass_fds=(), argv_prefix=(), name=None, kind="books"):
+        d = Daemon(daemon_binary(kind), self.logdir, env, port, args=args, pass_fds=pass_fds,
+                   argv_prefix=argv_prefix, name=name, kind=kind)
         self.daemons.append(d)
         return d.spawn()
 
     def start(self, db=None, dsn=None, env=None, wait="healthy", port=None, name=None):
-        """Start a daemon on a free port (retrying if the port was taken meanwhile).
+        """Start a bookstore-books daemon on a free port (retrying if the port
+        was taken meanwhile).
 
         db: a database name on self.cluster (a fresh one is made if neither db nor dsn)."""
+        return self._start("books", db, dsn, env, wait, port, name,
+                           lambda dsn_, p: self.env_for(dsn_, p, env))
+
+    def start_orders(self, books=None, books_url=None, db=None, dsn=None, env=None, wait="healthy",
+                     port=None, name=None):
+        """Start a bookstore-orders daemon on a free port.
+
+        books: the Books Daemon it talks to, or books_url ("http://127.0.0.1:P");
+        db: a database name on self.cluster (a fresh one if neither db nor dsn).
+        wait="healthy" needs Books up (Orders' /health checks it); use
+        wait="listening" when Books is down on purpose."""
+        if books_url is None:
+            if books is None:
+                raise ValueError("start_orders needs books= or books_url=")
+            books_url = books.url()
+        d = self._start("orders", db, dsn, env, wait, port, name,
+                        lambda dsn_, p: self.env_for_orders(dsn_, books_url, p, env))
+        d.books_url = books_url
+        return d
+
+    def _start(self, kind, db, dsn, env, wait, port, name, make_env):
         if dsn is None:
             if db is None:
                 db = self.cluster.new_db()
@@ -818,8 +888,9 @@ class DaemonManager:
         attempts = 1 if port else 3
         for attempt in range(attempts):
             p = port or free_port()
-            d = self.spawn(self.env_for(dsn, p, env), port=p, name=name)
+            d = self.spawn(make_env(dsn, p), port=p, name=name, kind=kind)
             d.db = db
+            d.dsn = dsn
             try:
                 if wait in ("healthy", "listening"):
                     d.wait_listening()
@@ -971,3 +1042,280 @@ class TableLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+# --------------------------------------------------------------------------
+# bookstore-orders helpers
+
+
+ORDER_KEYS = {"id", "book_id", "book_title", "book_author", "quantity", "unit_price", "total_price",
+              "status", "created_at"}
+
+
+def assert_order_shape(order):
+    assert isinstance(order, dict), f"order is not an object: {order!r}"
+    assert set(order) == ORDER_KEYS, f"order keys {sorted(order)} != {sorted(ORDER_KEYS)}: {order!r}"
+    for key in ("id", "book_id", "quantity"):
+        assert isinstance(order[key], int) and not isinstance(order[key], bool) and order[key] > 0, (key, order)
+    assert isinstance(order["book_title"], str), order
+    assert isinstance(order["book_author"], str), order
+    for key in ("unit_price", "total_price"):
+        assert isinstance(order[key], (int, float)) and not isinstance(order[key], bool), (
+            f"{key} must be a JSON number: {order!r}")
+    assert isinstance(order["status"], str) and order["status"], order
+    parse_ts(order["created_at"])
+
+
+_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+
+
+def raw_members(text, member):
+    """The raw JSON literals of every `"member": <number>` in a response text
+    (the digits exactly as the server wrote them, not parsed into floats)."""
+    return re.findall(r'"' + re.escape(member) + r'"\s*:\s*(' + _NUMBER + r')\s*[,}\]\s]', text)
+
+
+def raw_money(resp, member):
+    """The one raw literal of a money member in a single-order response."""
+    found = raw_members(resp.text, member)
+    assert len(found) == 1, f"expected one raw {member} number in the body, found {found}{describe(resp)}"
+    return found[0]
+
+
+class OrdersApi(Api):
+    """Api for bookstore-orders."""
+
+    def create_order(self, book_id, quantity, key=None, headers=None, status=201):
+        hdrs = dict(headers or {})
+        if key is not None:
+            hdrs["Idempotency-Key"] = key
+        resp = self.post("/v1/orders", json={"book_id": book_id, "quantity": quantity}, headers=hdrs)
+        if status is not None:
+            assert_status(resp, status)
+            if status == 201:
+                assert_order_shape(resp.json())
+        return resp
+
+    def order(self, book_id, quantity, **kw):
+        """create_order, expecting 201; the order object."""
+        return self.create_order(book_id, quantity, **kw).json()
+
+    def total_count(self):
+        resp = self.get("/v1/orders", params={"limit": 1})
+        assert_status(resp, 200)
+        assert "X-Total-Count" in resp.headers, f"no X-Total-Count{describe(resp)}"
+        return int(resp.headers["X-Total-Count"])
+
+
+class ServicePair:
+    """A bookstore-books daemon and a bookstore-orders daemon talking to it,
+    each on a database of its own.
+
+    books_manager / orders_manager: DaemonManagers (the same one by default;
+    a different one puts Orders on another cluster)."""
+
+    def __init__(self, books_manager, orders_manager=None, books_env=None, orders_env=None,
+                 books_db=None, orders_db=None):
+        self.books_manager = books_manager
+        self.orders_manager = orders_manager or books_manager
+        self.books_env = books_env
+        self.orders_env = orders_env
+        self.books_db = books_db or self.books_manager.cluster.new_db()
+        self.orders_db = orders_db or self.orders_manager.cluster.new_db()
+        self.books = self.books_manager.start(db=self.books_db, env=books_env)
+        self.orders = self.orders_manager.start_orders(books=self.books, db=self.orders_db, env=orders_env)
+
+    @property
+    def api(self):
+        return OrdersApi(self.orders.url())
+
+    @property
+    def books_api(self):
+        return self.books.api
+
+    def restart_books(self, wait="healthy"):
+        """A new Books process on the same port and database."""
+        if self.books.alive():
+            self.books.stop()
+        deadline = time.monotonic() + 10
+        while True:  # the port may linger a moment after a kill
+            self.books = self.books_manager.start(db=self.books_db, env=self.books_env,
+                                                  port=self.books.port, wait=None)
+            try:
+                if wait in ("healthy", "listening"):
+                    self.books.wait_listening()
+                if wait == "healthy":
+                    self.books.wait_healthy()
+                return self.books
+            except AssertionError:
+                if self.books.alive() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def restart_orders(self, wait="healthy", env=None):
+        """A new Orders process on the same port and database."""
+        if self.orders.alive():
+            self.orders.stop()
+        self.orders = self.orders_manager.start_orders(
+            books_url=self.orders.books_url, db=self.orders_db,
+            env=env if env is not None else self.orders_env, port=self.orders.port, wait=wait)
+        return self.orders
+
+    def current(self):
+        """Replace whichever daemon a test killed (same port, same database)."""
+        if not self.books.alive():
+            self.restart_books()
+        if not self.orders.alive():
+            self.restart_orders()
+        return self
+
+
+# --------------------------------------------------------------------------
+# a fake Books service
+
+
+class BooksStub:
+    """An HTTP server in threads standing in for bookstore-books, for the
+    faults the real daemon cannot produce on demand.
+
+    mode (changeable at any time):
+      "ok"      GET /v1/books/{id} -> 200 book, GET /health -> 200
+      "slow"    the same after `delay` seconds
+      "hang"    accepts the connection, reads the request, never answers
+      "error"   500 with a JSON error
+      "garbage" 200 with a body that is not JSON
+      "missing" 404 NOT_FOUND
+    """
+
+    def __init__(self, mode="ok", delay=0.0, title="Stub Book", author="Stub Author", price="12.99",
+                 port=0):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.mode = mode
+        self.delay = delay
+        self.title, self.author, self.price = title, author, price
+        self.lock = threading.Lock()
+        self.book_requests = []  # (monotonic time, path, X-Request-ID) of each GET /v1/books/...
+        self.health_requests = 0
+        self.in_flight = 0
+        self.released = threading.Event()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status, body, ctype="application/json"):
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):  # noqa: N802
+                is_book = self.path.startswith("/v1/books/")
+                with stub.lock:
+                    if is_book:
+                        stub.book_requests.append((time.monotonic(), self.path,
+                                                   self.headers.get("X-Request-ID")))
+                    elif self.path == "/health":
+                        stub.health_requests += 1
+                    stub.in_flight += 1
+                try:
+                    self._answer(is_book)
+                finally:
+                    with stub.lock:
+                        stub.in_flight -= 1
+
+            def _answer(self, is_book):
+                mode = stub.mode
+                if mode == "hang":
+                    stub.released.wait(120)
+                    self.close_connection = True
+                    return
+                if mode == "slow":
+                    if stub.released.wait(stub.delay):
+                        self.close_connection = True
+                        return
+                    mode = "ok"
+                if mode == "error":
+                    return self._send(500, {"error": "INTERNAL_ERROR", "message": "stub says no"})
+                if mode == "garbage":
+                    return self._send(200, b"<html>this is not json", "application/json")
+                if mode == "missing" and is_book:
+                    return self._send(404, {"error": "NOT_FOUND", "message": "no such book"})
+                if not is_book:
+                    if self.path == "/health":
+                        return self._send(200, {"status": "healthy", "services": {"database": "healthy"}})
+                    return self._send(404, {"error": "NOT_FOUND", "message": "unknown path"})
+                tail = self.path[len("/v1/books/"):]
+                try:
+                    book_id = int(tail)
+                except ValueError:
+                    return self._send(400, {"error": "VALIDATION_ERROR", "message": "bad id"})
+                now = "2026-01-01T00:00:00.000000Z"
+                return self._send(200, {"id": book_id, "title": stub.title, "author": stub.author,
+                                        "description": None, "price": stub.price, "active": True,
+                                        "created_at": now, "updated_at": now})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self, path=""):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def book_request_count(self):
+        with self.lock:
+            return len(self.book_requests)
+
+    def close(self):
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --------------------------------------------------------------------------
+# Prometheus text
+
+
+_SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """-> list of (name, {labels}, float value)"""
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE_RE.match(line)
+        assert m, f"unparsable metrics line: {line!r}"
+        name, labels, value = m.groups()
+        samples.append((name, dict(_LABEL_RE.findall(labels or "")), float(value)))
+    return samples
+
+
+def metric_value(samples, name, **labels):
+    """Sum of the samples of `name` whose labels include `labels` (0 if none)."""
+    vals = [v for n, l, v in samples if n == name and all(l.get(k) == str(w) for k, w in labels.items())]
+    return sum(vals) if vals else 0.0
+
+
+def scrape(daemon):
+    resp = requests.get(daemon.url("/metrics"), timeout=DEFAULT_TIMEOUT)
+    assert_status(resp, 200)
+    return parse_metrics(resp.text)
