@@ -2,15 +2,16 @@
 # dev.sh: bring Bookstore up on this machine, run its tests, take it down.
 #
 #   ./dev.sh up       install build dependencies if missing, build, start a private
-#                     PostgreSQL on loopback, create books_db/books_user, migrate,
-#                     start bookstore-books, print its URL
+#                     PostgreSQL on loopback, create books_db/books_user and
+#                     orders_db/orders_user, start bookstore-books and
+#                     bookstore-orders (each migrates its database), print URLs
 #   ./dev.sh test     build (with -Werror) and run every test: unit, integration, lint
 #   ./dev.sh down     stop what `up` started
 #   ./dev.sh status   show what is running
 #   ./dev.sh deps     only install the Debian packages the project needs
 #
 # Environment: BOOKSTORE_STATE_DIR (default ./.state), BOOKSTORE_PG_PORT (55432),
-# BOOKSTORE_BUILD_DIR (build), PORT for books (8001).
+# BOOKSTORE_BUILD_DIR (build), PORT for books (8001), BOOKSTORE_ORDERS_PORT (8082).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,6 +19,7 @@ STATE=${BOOKSTORE_STATE_DIR:-$ROOT/.state}
 BUILD=${BOOKSTORE_BUILD_DIR:-$ROOT/build}
 PG_PORT=${BOOKSTORE_PG_PORT:-55432}
 BOOKS_PORT=${PORT:-8001}
+ORDERS_PORT=${BOOKSTORE_ORDERS_PORT:-8082}
 PG_BIN=/usr/lib/postgresql/15/bin
 
 DEB_PACKAGES=(
@@ -94,6 +96,10 @@ SELECT 'CREATE ROLE books_user LOGIN PASSWORD ''books_password'''
   WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'books_user') \gexec
 SELECT 'CREATE DATABASE books_db OWNER books_user'
   WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'books_db') \gexec
+SELECT 'CREATE ROLE orders_user LOGIN PASSWORD ''orders_password'''
+  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'orders_user') \gexec
+SELECT 'CREATE DATABASE orders_db OWNER orders_user'
+  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'orders_db') \gexec
 SQL
 }
 
@@ -147,23 +153,28 @@ cmd_up() {
   service_start bookstore-books "$BUILD/books/bookstore-books" "$BOOKS_PORT" \
     BOOKS_DB_DSN="postgresql://books_user:books_password@127.0.0.1:$PG_PORT/books_db" \
     BIND_ADDRESS=127.0.0.1
+  service_start bookstore-orders "$BUILD/orders/bookstore-orders" "$ORDERS_PORT" \
+    DATABASE_URL="postgresql://orders_user:orders_password@127.0.0.1:$PG_PORT/orders_db" \
+    BOOKS_SERVICE_URL="http://127.0.0.1:$BOOKS_PORT" \
+    BIND_ADDRESS=127.0.0.1
   echo
   echo "Bookstore is up:"
   echo "  Books API   http://127.0.0.1:$BOOKS_PORT/v1/books"
-  echo "  health      http://127.0.0.1:$BOOKS_PORT/health"
-  echo "  metrics     http://127.0.0.1:$BOOKS_PORT/metrics"
-  echo "  logs        $STATE/bookstore-books.log"
+  echo "  Orders API  http://127.0.0.1:$ORDERS_PORT/v1/orders"
+  echo "  health      http://127.0.0.1:$BOOKS_PORT/health  http://127.0.0.1:$ORDERS_PORT/health"
+  echo "  metrics     http://127.0.0.1:$BOOKS_PORT/metrics  http://127.0.0.1:$ORDERS_PORT/metrics"
+  echo "  logs        $STATE/bookstore-books.log  $STATE/bookstore-orders.log"
   echo "Stop it with: ./dev.sh down"
 }
 
 cmd_down() {
+  service_stop bookstore-orders
   service_stop bookstore-books
   pg_stop
 }
 
 cmd_status() {
-  # shellcheck disable=SC2043 # one service today; orders and the worker join later
-  for name in bookstore-books; do
+  for name in bookstore-books bookstore-orders; do
     if [ -f "$STATE/$name.pid" ] && kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null; then
       echo "$name: running (pid $(cat "$STATE/$name.pid"))"
     else
