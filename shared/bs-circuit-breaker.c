@@ -139,7 +139,10 @@ bs_circuit_breaker_release (BsCircuitBreaker *breaker, const BsCircuitPermit *pe
 {
   if (permit->generation == breaker->generation && permit->probe
       && breaker->state == BS_CIRCUIT_HALF_OPEN)
-    breaker->probe_in_flight = FALSE;
+    {
+      breaker->probe_in_flight = FALSE;
+      breaker->generation++; /* this permit, reported again, means nothing */
+    }
 }
 
 BsCircuitState

@@ -152,6 +152,8 @@ bs_money_parse_stored (const char *text, gint64 *out_cents)
   if (*p == '.')
     {
       p++;
+      if (!g_ascii_isdigit (*p))
+        return FALSE;
       for (int i = 0; i < 2 && g_ascii_isdigit (*p); i++, p++)
         frac[i] = *p - '0';
     }

@@ -1,4 +1,5 @@
-/* test-money.c: bs_money_parse, bs_money_from_json, bs_money_format. */
+/* test-money.c: bs_money_parse, bs_money_from_json, bs_money_format,
+ * bs_money_parse_stored. */
 #include "bs-error.h"
 #include "bs-json.h"
 
@@ -120,6 +121,8 @@ test_parse_invalid (void)
     "999999999999999999999999",
     "99999999999999999999999999999999999999.99",
     "1,00",
+    "7.",
+    "-7.",
     "1,000.00",
     "\xd9\xa1\xd9\xa2", /* ١٢ ARABIC-INDIC DIGITS */
     "\xef\xbc\x91",     /* １ FULLWIDTH DIGIT ONE */
@@ -485,6 +488,129 @@ test_round_trip (void)
   }
 }
 
+/* -------- parse_stored: NUMERIC(p,2) text from PostgreSQL -------- */
+
+static void
+check_stored_ok (const char *text, gint64 expected)
+{
+  gint64 cents = -1;
+
+  if (!bs_money_parse_stored (text, &cents))
+    bs_test_fail ("bs_money_parse_stored (\"%s\") failed", text);
+  else if (cents != expected)
+    bs_test_fail ("bs_money_parse_stored (\"%s\") = %" G_GINT64_FORMAT
+                  ", expected %" G_GINT64_FORMAT,
+                  text, cents, expected);
+}
+
+static void
+check_stored_rejected (const char *text)
+{
+  g_autofree char *escaped = g_strescape (text, NULL);
+  gint64 cents = 42;
+
+  if (bs_money_parse_stored (text, &cents))
+    bs_test_fail ("bs_money_parse_stored (\"%s\") accepted it as %" G_GINT64_FORMAT " cents",
+                  escaped, cents);
+}
+
+static void
+test_parse_stored_valid (void)
+{
+  check_stored_ok ("25.98", 2598);
+  check_stored_ok ("0.30", 30);
+  check_stored_ok ("0.00", 0);
+  check_stored_ok ("0.01", 1);
+  check_stored_ok ("12.99", 1299);
+  check_stored_ok ("199900.00", 19990000);
+  check_stored_ok ("99999999.99", BS_MONEY_MAX_CENTS);
+  check_stored_ok ("-0.30", -30);
+  check_stored_ok ("-0.01", -1);
+  check_stored_ok ("-25.98", -2598);
+  check_stored_ok ("7", 700);
+  check_stored_ok ("7.5", 750);
+  check_stored_ok ("0", 0);
+  check_stored_ok ("-7", -700);
+  /* 16 integer digits: what NUMERIC(18,2) holds */
+  check_stored_ok ("1234567890123456", G_GINT64_CONSTANT (123456789012345600));
+  check_stored_ok ("9999999999999999.99", G_GINT64_CONSTANT (999999999999999999));
+  check_stored_ok ("-9999999999999999.99", -G_GINT64_CONSTANT (999999999999999999));
+  check_stored_ok ("999999999900.00", G_GINT64_CONSTANT (99999999990000));
+}
+
+static void
+test_parse_stored_invalid (void)
+{
+  static const char *const cases[] = {
+    "",
+    "-",
+    "abc",
+    "1.2.3",
+    "1e5",
+    "1E5",
+    " 1",
+    "1 ",
+    "\t1",
+    "1\n",
+    "+1",
+    "--1",
+    "-.5",
+    ".5",
+    ".",
+    "1.234",
+    "0.001",
+    "1,00",
+    "7.",
+    "-7.",
+    "1.a",
+    "a1",
+    "0x10",
+    "NaN",
+    "Infinity",
+    "12345678901234567",
+    "12345678901234567.00",
+    "-12345678901234567",
+    "99999999999999999999999999",
+    "1.5\xff",
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    check_stored_rejected (cases[i]);
+}
+
+/* Whatever bs_money_format writes within 16 integer digits reads back. */
+static void
+test_parse_stored_round_trip (void)
+{
+  GRand *rand = g_rand_new_with_seed (2598);
+  const gint64 max = G_GINT64_CONSTANT (999999999999999999);
+
+  for (gint64 i = 0; i < 40000; i++)
+    {
+      gint64 cents;
+      gint64 back = 42;
+      g_autofree char *text = NULL;
+
+      if (i < 10000)
+        cents = i - 5000;
+      else if (i < 12000)
+        cents = max - (i - 10000);
+      else if (i < 14000)
+        cents = -max + (i - 12000);
+      else
+        cents = (gint64) ((g_rand_double (rand) * 2.0 - 1.0) * (double) max);
+
+      text = bs_money_format (cents);
+      if (!bs_money_parse_stored (text, &back) || back != cents)
+        {
+          bs_test_fail ("parse_stored (format (%" G_GINT64_FORMAT ") = \"%s\") = %" G_GINT64_FORMAT,
+                        cents, text, back);
+          break;
+        }
+    }
+  g_rand_free (rand);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -504,6 +630,9 @@ main (int argc, char **argv)
   g_test_add_func ("/bs/money/format/values", test_format);
   g_test_add_func ("/bs/money/format/extremes", test_format_extremes);
   g_test_add_func ("/bs/money/round-trip", test_round_trip);
+  g_test_add_func ("/bs/money/parse-stored/valid", test_parse_stored_valid);
+  g_test_add_func ("/bs/money/parse-stored/invalid", test_parse_stored_invalid);
+  g_test_add_func ("/bs/money/parse-stored/round-trip", test_parse_stored_round_trip);
 
   return g_test_run ();
 }
