@@ -5,6 +5,10 @@
 
 #include <string.h>
 
+/* Valid JSON that no request field can hold: a validation error, not a
+ * malformed body. Compared by address. */
+static const char integer_out_of_range[] = "integer out of range (beyond 64 bits)";
+
 /* A strict RFC 8259 checker that runs before json-glib, because json-glib
  * 1.6 recurses without bound, accepts comments, single quotes, leading zeros
  * and several top-level values (leaking all but the first), and wraps integer
@@ -157,7 +161,7 @@ scan_number (Scanner *sc)
       g_autofree char *text = g_strndup (start, sc->p - start);
       gint64 value;
       if (!g_ascii_string_to_signed (text, 10, G_MININT64, G_MAXINT64, &value, NULL))
-        return fail (sc, "integer out of range");
+        return fail (sc, integer_out_of_range);
     }
   return TRUE;
 }
@@ -287,7 +291,8 @@ bs_json_parse_object (const char *data, gsize len, GError **error)
     }
   if (!bs_json_validate (data, len, &problem, &offset))
     {
-      g_set_error (error, BS_ERROR, BS_ERROR_MALFORMED_JSON,
+      g_set_error (error, BS_ERROR,
+                   problem == integer_out_of_range ? BS_ERROR_VALIDATION : BS_ERROR_MALFORMED_JSON,
                    "malformed JSON at byte %" G_GSIZE_FORMAT ": %s", offset, problem);
       return NULL;
     }

@@ -712,6 +712,25 @@ class Daemon:
                 raise AssertionError(f"{self.name} not healthy after {timeout}s: {detail}\n{self.log_tail()}")
             time.sleep(0.05)
 
+    def wait_database_healthy(self, timeout=HEALTH_DEADLINE):
+        """GET /health reports services.database "healthy" (whatever the other
+        dependencies say): for daemons started with a dependency down on purpose."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            self._check_alive("its database to be healthy")
+            try:
+                last = requests.get(self.url("/health"), timeout=5)
+                if last.json().get("services", {}).get("database") == "healthy":
+                    return self
+            except (requests.RequestException, ValueError, AttributeError) as exc:
+                last = exc
+            if time.monotonic() > deadline:
+                detail = describe(last) if isinstance(last, requests.Response) else repr(last)
+                raise AssertionError(f"{self.name}: database not healthy after {timeout}s: {detail}\n"
+                                     f"{self.log_tail()}")
+            time.sleep(0.05)
+
     # --- logs
 
     def stderr_text(self):
@@ -870,7 +889,8 @@ class DaemonManager:
         books: the Books Daemon it talks to, or books_url ("http://127.0.0.1:P");
         db: a database name on self.cluster (a fresh one if neither db nor dsn).
         wait="healthy" needs Books up (Orders' /health checks it); use
-        wait="listening" when Books is down on purpose."""
+        wait="database" (listening, and /health says the database is healthy)
+        or "listening" when Books is down on purpose."""
         if books_url is None:
             if books is None:
                 raise ValueError("start_orders needs books= or books_url=")
@@ -892,10 +912,12 @@ class DaemonManager:
             d.db = db
             d.dsn = dsn
             try:
-                if wait in ("healthy", "listening"):
+                if wait in ("healthy", "listening", "database"):
                     d.wait_listening()
                 if wait == "healthy":
                     d.wait_healthy()
+                if wait == "database":
+                    d.wait_database_healthy()
                 return d
             except AssertionError:
                 if d.alive() or attempt == attempts - 1:
