@@ -89,6 +89,37 @@ apply_one (PGconn *pg, const char *resource_dir, const char *name, GError **erro
   return exec_simple (pg, "COMMIT", error);
 }
 
+/* The versions in schema_migrations, into @done (borrowing from *@result);
+ * none when the table does not exist yet. */
+static gboolean
+read_applied (PGconn *pg, GHashTable *done, PGresult **result, GError **error)
+{
+  g_autoptr (PGresult) exists = PQexec (pg, "SELECT to_regclass('schema_migrations') IS NOT NULL");
+
+  if (!exec_ok (pg, "looking for schema_migrations", exists, error))
+    return FALSE;
+  if (!g_str_equal (PQgetvalue (exists, 0, 0), "t"))
+    return TRUE;
+  *result = PQexec (pg, "SELECT version FROM schema_migrations");
+  if (!exec_ok (pg, "reading schema_migrations", *result, error))
+    return FALSE;
+  for (int i = 0; i < PQntuples (*result); i++)
+    g_hash_table_add (done, PQgetvalue (*result, i, 0));
+  return TRUE;
+}
+
+static gboolean
+all_applied (char **names, GHashTable *done)
+{
+  for (char **name = names; *name != NULL; name++)
+    {
+      g_autofree char *version = g_strndup (*name, strlen (*name) - strlen (".sql"));
+      if (!g_hash_table_contains (done, version))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 bs_migrate_run (const char *dsn, const char *application_name, const char *resource_dir,
                 gint64 lock_key, guint *n_applied, GError **error)
@@ -114,6 +145,17 @@ bs_migrate_run (const char *dsn, const char *application_name, const char *resou
                    g_strstrip (PQerrorMessage (pg)));
       return FALSE;
     }
+  /* Up to date: nothing to lock or create, so a role that may only read
+   * and write the data (the runtime role of a packaged install) passes. */
+  if (!read_applied (pg, done, &applied, error))
+    return FALSE;
+  if (all_applied (names, done))
+    {
+      if (n_applied != NULL)
+        *n_applied = 0;
+      return TRUE;
+    }
+
   /* a session lock: released when this connection closes, whatever happens */
   lock_sql = g_strdup_printf ("SELECT pg_advisory_lock(%" G_GINT64_FORMAT ")", lock_key);
   if (!exec_simple (pg, lock_sql, error)
@@ -124,12 +166,11 @@ bs_migrate_run (const char *dsn, const char *application_name, const char *resou
                        " applied_at timestamptz NOT NULL DEFAULT now())",
                        error))
     return FALSE;
-
-  applied = PQexec (pg, "SELECT version FROM schema_migrations");
-  if (!exec_ok (pg, "reading schema_migrations", applied, error))
+  /* again, under the lock: another instance may have applied some meanwhile */
+  g_hash_table_remove_all (done);
+  g_clear_pointer (&applied, PQclear);
+  if (!read_applied (pg, done, &applied, error))
     return FALSE;
-  for (int i = 0; i < PQntuples (applied); i++)
-    g_hash_table_add (done, PQgetvalue (applied, i, 0));
 
   for (char **name = names; *name != NULL; name++)
     {

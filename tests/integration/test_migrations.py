@@ -86,3 +86,40 @@ def test_restart_does_not_reapply(daemons, pg):
     got = d2.api.get(f"/v1/books/{book['id']}")
     assert_status(got, 200)
     assert got.json() == book
+
+
+def _runtime_role(pg, db, role):
+    """A login role that may only read and write the data (what a packaged
+    install gives the daemon): no CREATE anywhere, owns nothing."""
+    pg.psql(f'CREATE ROLE "{role}" LOGIN')
+    pg.psql(f'GRANT CONNECT ON DATABASE "{db}" TO "{role}"')
+    pg.psql(f'GRANT USAGE ON SCHEMA public TO "{role}"; '
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"; '
+            f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"', db=db)
+    pg.psql('REVOKE CREATE ON SCHEMA public FROM PUBLIC', db=db)
+    return f"postgresql://{role}@127.0.0.1:{pg.port}/{db}"
+
+
+def test_up_to_date_schema_needs_no_ddl_privilege(daemons, pg):
+    """Once the owner has migrated, a runtime role without CREATE serves."""
+    db = pg.new_db()
+    owner = daemons.start(db=db)
+    owner.stop()
+    dsn = _runtime_role(pg, db, f"rt_{db}")
+    d = daemons.start(dsn=dsn)
+    created = d.api.create_book(title="Least", author="Privilege", price="1.00")
+    assert created["title"] == "Least"
+    assert pg.psql("SELECT count(*) FROM schema_migrations", db=db).strip() == str(len(expected_versions()))
+
+
+def test_runtime_role_cannot_migrate(daemons, pg):
+    """On an empty database the runtime role cannot create the schema: the
+    daemon stays up, unhealthy, says why, and creates nothing."""
+    db = pg.new_db()
+    dsn = _runtime_role(pg, db, f"rt_{db}")
+    d = daemons.start(dsn=dsn, wait="listening")
+    d.wait_for_log(lambda r: "permission denied" in r.get("MESSAGE", ""), timeout=10,
+                   message="a migration failure naming the missing privilege")
+    assert_status(d.api.get("/health"), 503)
+    tables = pg.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", db=db).split()
+    assert tables == [], tables
