@@ -7,6 +7,7 @@
 
 #include "bs-config.h"
 #include "bs-db.h"
+#include "bs-migrate.h"
 #include "bs-migrator.h"
 #include "bs-service.h"
 
@@ -69,6 +70,13 @@ books_app_free (BooksApp *app)
   g_clear_pointer (&app->service, bs_service_free);
   g_free (app->dsn);
   g_free (app);
+}
+
+gboolean
+books_app_migrate (BooksApp *app, guint *n_applied, GError **error)
+{
+  return bs_migrate_run (app->dsn, SERVICE_NAME, MIGRATIONS_DIR, MIGRATION_LOCK_KEY, n_applied,
+                         error);
 }
 
 gboolean

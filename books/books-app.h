@@ -13,6 +13,10 @@ BooksApp *books_app_new (GError **error);
 void books_app_free (BooksApp *app);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BooksApp, books_app_free)
 
+/* Apply pending migrations now, blocking, and return (--migrate: run by the
+ * package's database setup as the schema owner). *@n_applied: how many. */
+gboolean books_app_migrate (BooksApp *app, guint *n_applied, GError **error);
+
 /* Listen, then migrate and connect in the background. */
 gboolean books_app_start (BooksApp *app, GError **error);
 

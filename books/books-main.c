@@ -17,8 +17,12 @@ main (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autoptr (BooksApp) app = NULL;
   gboolean version = FALSE;
+  gboolean migrate = FALSE;
+  guint n_applied = 0;
   const GOptionEntry entries[] = {
     { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
+    { "migrate", 0, 0, G_OPTION_ARG_NONE, &migrate,
+      "Apply pending database migrations and exit (run as the schema owner)", NULL },
     { NULL },
   };
 
@@ -48,6 +52,16 @@ main (int argc, char **argv)
 
   bs_log_init ();
   app = books_app_new (&error);
+  if (app != NULL && migrate)
+    {
+      if (!books_app_migrate (app, &n_applied, &error))
+        {
+          g_warning ("migration failed: %s", error->message);
+          return EXIT_FAILURE;
+        }
+      g_message ("database schema up to date (%u migrations applied now)", n_applied);
+      return EXIT_SUCCESS;
+    }
   if (app == NULL || !books_app_start (app, &error))
     {
       g_warning ("cannot start: %s", error->message);

@@ -9,6 +9,7 @@
 
 #include "bs-config.h"
 #include "bs-db.h"
+#include "bs-migrate.h"
 #include "bs-migrator.h"
 #include "bs-service.h"
 
@@ -151,6 +152,13 @@ orders_app_free (OrdersApp *app)
   g_free (app->redis_host);
   g_free (app->redis_password);
   g_free (app);
+}
+
+gboolean
+orders_app_migrate (OrdersApp *app, guint *n_applied, GError **error)
+{
+  return bs_migrate_run (app->dsn, SERVICE_NAME, MIGRATIONS_DIR, MIGRATION_LOCK_KEY, n_applied,
+                         error);
 }
 
 gboolean
