@@ -209,6 +209,15 @@ got_chunk_cb (SoupServerMessage *msg, GBytes *chunk, gpointer user_data)
 }
 
 static void
+wrote_body_cb (SoupServerMessage *msg, gpointer user_data)
+{
+  BsRequest *request = request_for (msg);
+
+  if (request != NULL)
+    request->wrote_body = TRUE;
+}
+
+static void
 request_started_cb (SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
 {
   BsHttpServer *server = user_data;
@@ -223,6 +232,7 @@ request_started_cb (SoupServer *soup, SoupServerMessage *msg, gpointer user_data
   g_object_set_data_full (G_OBJECT (msg), REQUEST_DATA_KEY, link, request_link_free);
   g_signal_connect (msg, "got-headers", G_CALLBACK (got_headers_cb), server);
   g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), server);
+  g_signal_connect (msg, "wrote-body", G_CALLBACK (wrote_body_cb), NULL);
 }
 
 /* libsoup 3.2 does not watch a kept-alive connection between requests: a
@@ -338,8 +348,11 @@ record_finished (BsHttpServer *server, SoupServerMessage *msg, gboolean aborted)
   g_cancellable_cancel (request->cancellable);
   track_idle (server, msg);
 
-  if (aborted && status == 0)
-    status = 499; /* the client went away before a response */
+  /* The client went away before the whole response reached it: nginx's
+   * 499. libsoup turns a failed response write into a 500 of its own
+   * making, which would page someone for every client that timed out. */
+  if (!request->wrote_body && (aborted || status == 500))
+    status = 499;
   record_access (server, msg, request, status);
   check_drained (server);
 }

@@ -28,6 +28,7 @@ struct _BsRequest
   GCancellable *cancellable;
   gsize body_bytes; /* counted for chunked bodies */
   gboolean too_large;
+  gboolean wrote_body; /* the whole response went out */
 };
 
 BsRequest *bs_request_new (SoupServerMessage *msg);

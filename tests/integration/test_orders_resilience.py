@@ -534,3 +534,32 @@ def test_postgres_restarted_under_orders(dpair, dpg, mode):
     assert orders.alive()
     bad = orders.non_json_lines()
     assert bad == [], f"stderr lines that are not JSON log records: {bad[:10]}"
+
+
+def test_client_gone_before_the_answer_is_499_not_500(odaemons, stub):
+    """A client that resets its connection while its order waits on Books:
+    the late answer cannot be written. That is the client's doing (499 in
+    the access log and metrics), not a server error that would fire a 5xx
+    alert."""
+    import socket
+    import struct
+
+    stub.mode = "hang"
+    orders = odaemons.start_orders(books_url=stub.url(), env=SHORT, wait="database")
+    body = b'{"book_id": 1, "quantity": 1}'
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", orders.port), timeout=5)
+        s.sendall(b"POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        time.sleep(0.1)
+        # RST on close: the daemon's write fails instead of filling a buffer
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    wait_for(lambda: len([r for r in orders.access_records() if r.get("HTTP_PATH") == "/v1/orders"]) >= 3,
+             scaled(TIMEOUT_S + 5), message="three access records for the abandoned orders")
+    statuses = [r["HTTP_STATUS"] for r in orders.access_records() if r.get("HTTP_PATH") == "/v1/orders"]
+    assert "500" not in statuses, statuses
+    assert "499" in statuses, statuses
+    samples = scrape(orders)
+    assert metric_value(samples, "http_requests_total", handler="/v1/orders", method="POST",
+                        status_class="5xx", code="500") == 0, "a vanished client counted as 500"
