@@ -25,6 +25,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 duration=${DURATION:-15}
 warmup=${WARMUP:-3}
 build_dir=${BOOKSTORE_BUILD_DIR:-$root/build}
@@ -36,12 +39,6 @@ target_ratio=0.25
 results_dir=$here/results
 database=bookstore_bench
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-
 [[ $duration =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive integer, not '$duration'"
 [[ $warmup =~ ^[0-9]+$ ]] || die "WARMUP must be an integer, not '$warmup'"
 [[ $pool_size =~ ^[1-9][0-9]*$ ]] || die "BOOKS_DB_POOL_SIZE must be a positive integer"
@@ -49,129 +46,30 @@ die() {
 daemon=$build_dir/books/bookstore-books
 [[ -x $daemon ]] || die "$daemon not found: build first (meson setup build && ninja -C build)"
 
-if [[ -z ${PG_BINDIR:-} ]]; then
-  PG_BINDIR=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null \
-    | sort -V | tail -n 1) || true
-fi
-[[ -n $PG_BINDIR && -x $PG_BINDIR/initdb ]] \
-  || die "PostgreSQL server binaries not found (apt-get install postgresql, or set PG_BINDIR)"
+bench_find_pg_bindir
 
 # ---- tools -------------------------------------------------------------------
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v curl >/dev/null || missing+=(curl)
 [[ -x $PG_BINDIR/pgbench ]] || command -v pgbench >/dev/null || missing+=(postgresql-contrib)
-if ((${#missing[@]} > 0)); then
-  ((EUID == 0)) || die "missing ${missing[*]}: apt-get install -y ${missing[*]}"
-  log "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null \
-    || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null; }
-fi
+bench_install "${missing[@]}"
 pgbench=$PG_BINDIR/pgbench
 [[ -x $pgbench ]] || pgbench=$(command -v pgbench)
-psql=$PG_BINDIR/psql
-[[ -x $psql ]] || psql=$(command -v psql)
 
-# ---- cleanup of everything started -------------------------------------------
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bookstore-bench.XXXXXX")
-daemon_pid=
-pg_started=
-
-# PostgreSQL refuses to run as root: run its server binaries as postgres then.
-as_pg() {
-  if ((EUID == 0)); then
-    runuser -u postgres -- "$@"
-  else
-    "$@"
-  fi
-}
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  if [[ -n $daemon_pid ]] && kill -0 "$daemon_pid" 2>/dev/null; then
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-      kill -0 "$daemon_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
-  if [[ -n $pg_started ]]; then
-    as_pg "$PG_BINDIR/pg_ctl" -D "$tmp/data" -m immediate -w stop >/dev/null 2>&1 || true
-  fi
-  rm -rf "$tmp"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-if ((EUID == 0)); then
-  chown postgres: "$tmp"
-fi
-
-# A port nobody answers on; the caller retries if it is taken after all.
-pick_port() {
-  local port
-  for _ in $(seq 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
+# ---- cleanup of everything started: see lib.sh ---------------------------------
+bench_init bench
 
 # ---- PostgreSQL --------------------------------------------------------------
-log "PostgreSQL: initdb in $tmp/data ($PG_BINDIR)"
-as_pg "$PG_BINDIR/initdb" -D "$tmp/data" -A trust -U postgres -E UTF8 --no-sync \
-  >"$tmp/initdb.log" 2>&1 || die "initdb failed: $(tail -n 5 "$tmp/initdb.log")"
-pg_port=
-for _ in 1 2 3 4 5; do
-  pg_port=$(pick_port) || die "no free port"
-  if as_pg "$PG_BINDIR/pg_ctl" -D "$tmp/data" -l "$tmp/postgresql.log" -w -t 30 \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $tmp -c max_connections=200 -c fsync=off -c synchronous_commit=off" \
-    start >/dev/null 2>&1; then
-    pg_started=1
-    break
-  fi
-  pg_port=
-done
-[[ -n $pg_port ]] || die "PostgreSQL did not start: $(tail -n 5 "$tmp/postgresql.log")"
-
-sql() {
-  "$psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres -d "$1" -c "$2"
-}
+pg_start
 sql postgres "CREATE DATABASE $database" >/dev/null
 log "PostgreSQL: listening on 127.0.0.1:$pg_port, database $database"
 
 # ---- the daemon ----------------------------------------------------------------
-http_port=
-for _ in 1 2 3 4 5; do
-  http_port=$(pick_port) || die "no free port"
-  BOOKS_DB_DSN="postgresql://postgres@127.0.0.1:$pg_port/$database" \
-    PORT=$http_port BIND_ADDRESS=127.0.0.1 BOOKS_DB_POOL_SIZE=$pool_size \
-    "$daemon" >"$tmp/books.log" 2>&1 </dev/null &
-  daemon_pid=$!
-  for _ in $(seq 300); do
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/health") == 200 ]]; then
-      break 2
-    fi
-    sleep 0.1
-  done
-  if kill -0 "$daemon_pid" 2>/dev/null; then
-    die "bookstore-books did not become healthy in 30 s: $(tail -n 5 "$tmp/books.log")"
-  fi
-  wait "$daemon_pid" || true
-  daemon_pid=
-  grep -qi 'address already in use' "$tmp/books.log" \
-    || die "bookstore-books exited: $(tail -n 5 "$tmp/books.log")"
-done
-[[ -n $daemon_pid ]] || die "bookstore-books found no free port"
+bench_start_daemon bookstore-books "$tmp/books.log" "$daemon" \
+  BOOKS_DB_DSN="postgresql://postgres@127.0.0.1:$pg_port/$database" BOOKS_DB_POOL_SIZE="$pool_size"
+daemon_pid=$started_pid
+http_port=$started_port
 base=http://127.0.0.1:$http_port
 log "bookstore-books: pid $daemon_pid on $base, pool size $pool_size"
 
@@ -197,21 +95,8 @@ status=$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/books/$books")
 [[ $status == 200 ]] || die "GET /v1/books/$books answered $status"
 log "loaded $books books"
 
-# CPU seconds the daemon has used (user + system), from /proc/PID/stat.
-cpu_seconds() {
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' \
-    "/proc/$daemon_pid/stat"
-}
-# The machine's aggregate CPU counters: "idle steal total" in ticks.
-cpu_ticks() {
-  awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print $5 + $6, $9, t }' /proc/stat
-}
-# Idle and steal shares between two cpu_ticks readings: "idle 12%, steal 0%".
-cpu_shares() {
-  echo "$1 $2" | awk '{ t = $6 - $3; if (t <= 0) t = 1;
-    printf "idle %.0f%%, steal %.0f%%", 100 * ($4 - $1) / t, 100 * ($5 - $2) / t }'
-}
-rss() { awk -v k="$1:" '$1 == k { print $2 " " $3 }' "/proc/$daemon_pid/status"; }
+cpu_seconds() { bench_cpu_seconds "$daemon_pid"; }
+rss() { bench_rss "$daemon_pid" "$1"; }
 rss_before=$(rss VmRSS)
 hwm_before=$(rss VmHWM)
 
