@@ -29,6 +29,7 @@ DEB_PACKAGES=(
   postgresql postgresql-contrib redis-server
   python3 python3-pytest python3-requests
   prometheus wrk curl valgrind shellcheck codespell clang-format nodejs npm
+  debhelper dpkg-dev fakeroot lintian debootstrap systemd-container
 )
 
 say() { printf '==> %s\n' "$*"; }
@@ -191,6 +192,8 @@ cmd_test() {
   meson test -C "$BUILD" --print-errorlogs --suite unit
   say "OpenAPI lint"
   "$ROOT/tests/openapi/lint.sh"
+  say "systemd units (verify, security exposure <= 2.0)"
+  "$ROOT/tests/systemd/check-units.sh" "$BUILD"
   say "integration tests"
   cd "$ROOT"
   BOOKSTORE_BUILD_DIR=$BUILD /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
