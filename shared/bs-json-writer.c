@@ -3,6 +3,8 @@
 
 #include "bs-money.h"
 
+#include <string.h>
+
 struct _BsJsonWriter
 {
   GString *out;
@@ -44,18 +46,22 @@ separate (BsJsonWriter *writer)
     g_string_append_c (writer->out, ',');
 }
 
-static void
-append_escaped (GString *out, const char *text)
+void
+bs_json_append_string (GString *out, const char *value, gssize length)
 {
-  g_autofree char *valid = NULL;
+  g_autofree char *repaired = NULL;
+  gsize len = length < 0 ? strlen (value) : (gsize) length;
 
-  if (!g_utf8_validate (text, -1, NULL))
-    text = valid = g_utf8_make_valid (text, -1);
-  g_string_append_c (out, '"');
-  for (const char *p = text; *p != '\0'; p++)
+  if (!g_utf8_validate_len (value, len, NULL))
     {
-      guchar c = (guchar) *p;
-
+      repaired = g_utf8_make_valid (value, (gssize) len);
+      value = repaired;
+      len = strlen (repaired);
+    }
+  g_string_append_c (out, '"');
+  for (gsize i = 0; i < len; i++)
+    {
+      unsigned char c = (unsigned char) value[i];
       switch (c)
         {
           case '"':
@@ -74,7 +80,7 @@ append_escaped (GString *out, const char *text)
             g_string_append (out, "\\t");
             break;
           default:
-            if (c < 0x20)
+            if (c < 0x20 || c == 0x7f)
               g_string_append_printf (out, "\\u%04x", c);
             else
               g_string_append_c (out, (char) c);
@@ -126,7 +132,7 @@ void
 bs_json_writer_member (BsJsonWriter *writer, const char *name)
 {
   separate (writer);
-  append_escaped (writer->out, name);
+  bs_json_append_string (writer->out, name, -1);
   g_string_append_c (writer->out, ':');
   writer->need_comma = FALSE;
 }
@@ -149,7 +155,7 @@ bs_json_writer_string (BsJsonWriter *writer, const char *value)
       return;
     }
   separate (writer);
-  append_escaped (writer->out, value);
+  bs_json_append_string (writer->out, value, -1);
   writer->need_comma = TRUE;
 }
 

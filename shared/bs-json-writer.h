@@ -29,6 +29,10 @@ void bs_json_writer_null (BsJsonWriter *writer);
 /* A number with exactly two decimals: 1299 → 12.99, 30 → 0.30. */
 void bs_json_writer_money (BsJsonWriter *writer, gint64 cents);
 
+/* Append @value (@length bytes, or up to NUL when -1) as a JSON string
+ * literal: invalid UTF-8 repaired, every control character and DEL escaped. */
+void bs_json_append_string (GString *out, const char *value, gssize length);
+
 /* The text written so far; the writer is consumed. */
 GBytes *bs_json_writer_free_to_bytes (BsJsonWriter *writer);
 

@@ -1,6 +1,8 @@
 /* bs-log.c: one writer for every log call; REQUEST_ID and friends as fields. */
 #include "bs-log.h"
 
+#include "bs-json-writer.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,59 +25,14 @@ level_name (GLogLevelFlags level)
   return "debug";
 }
 
-/* A JSON string literal; invalid UTF-8 is repaired, every control character
- * escaped. Written by hand: this runs for every request. */
-static void
-append_json_string (GString *out, const char *value, gssize length)
-{
-  g_autofree char *repaired = NULL;
-  gsize len = length < 0 ? strlen (value) : (gsize) length;
-
-  if (!g_utf8_validate_len (value, len, NULL))
-    {
-      repaired = g_utf8_make_valid (value, (gssize) len);
-      value = repaired;
-      len = strlen (repaired);
-    }
-  g_string_append_c (out, '"');
-  for (gsize i = 0; i < len; i++)
-    {
-      unsigned char c = (unsigned char) value[i];
-      switch (c)
-        {
-          case '"':
-            g_string_append (out, "\\\"");
-            break;
-          case '\\':
-            g_string_append (out, "\\\\");
-            break;
-          case '\n':
-            g_string_append (out, "\\n");
-            break;
-          case '\r':
-            g_string_append (out, "\\r");
-            break;
-          case '\t':
-            g_string_append (out, "\\t");
-            break;
-          default:
-            if (c < 0x20 || c == 0x7f)
-              g_string_append_printf (out, "\\u%04x", c);
-            else
-              g_string_append_c (out, (char) c);
-        }
-    }
-  g_string_append_c (out, '"');
-}
-
 static void
 append_member (GString *out, const char *key, const char *value, gssize length)
 {
   if (out->str[out->len - 1] != '{')
     g_string_append_c (out, ',');
-  append_json_string (out, key, -1);
+  bs_json_append_string (out, key, -1);
   g_string_append_c (out, ':');
-  append_json_string (out, value, length);
+  bs_json_append_string (out, value, length);
 }
 
 char *
