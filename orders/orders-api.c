@@ -23,6 +23,7 @@ typedef struct
   OrdersOrderInput input; /* POST /v1/orders */
   char *idempotency_key;  /* POST /v1/orders, may be NULL */
   char *fingerprint;      /* of input, with a key */
+  gboolean lost_key_race; /* a concurrent request inserted the key first */
   guint health_pending;   /* GET /health: checks still running */
   gboolean database_healthy;
   gboolean books_healthy;
@@ -171,7 +172,7 @@ handle_get (BsRequest *request, gpointer user_data)
  * Without a key: fetch the book, insert. */
 
 static void fetch_book (CallContext *ctx);
-static void lookup_key (CallContext *ctx, GAsyncReadyCallback callback);
+static void lookup_key (CallContext *ctx);
 
 /* The key is known: replay the order it created, or refuse another body. */
 static void
@@ -201,8 +202,11 @@ reply_known_key (CallContext *ctx, const PGresult *res)
   reply_order (ctx->request, 201, res, 0, 1);
 }
 
+/* The key looked up: replay or refuse when known. Unknown on the first
+ * lookup: a new order. Unknown after losing the insert race: the winner's
+ * key was purged in between; let the client retry. */
 static void
-key_found_first (GObject *source, GAsyncResult *result, gpointer user_data)
+key_looked_up (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CallContext) ctx = user_data;
   g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
@@ -211,21 +215,9 @@ key_found_first (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   if (PQntuples (res) > 0)
     reply_known_key (ctx, res);
-  else
+  else if (!ctx->lost_key_race)
     fetch_book (g_steal_pointer (&ctx));
-}
-
-static void
-key_found_after_race (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (CallContext) ctx = user_data;
-  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
-
-  if (res == NULL)
-    return;
-  if (PQntuples (res) > 0)
-    reply_known_key (ctx, res);
-  else /* inserted by another request and purged in between: let the client retry */
+  else
     bs_request_reply_error_literal (ctx->request, BS_ERROR_RETRY,
                                     "Idempotency-Key changed concurrently; retry");
 }
@@ -241,7 +233,8 @@ insert_done (GObject *source, GAsyncResult *result, gpointer user_data)
   if (PQntuples (res) == 0)
     {
       /* the key was taken by a concurrent request after our first lookup */
-      lookup_key (g_steal_pointer (&ctx), key_found_after_race);
+      ctx->lost_key_race = TRUE;
+      lookup_key (g_steal_pointer (&ctx));
       return;
     }
   bs_metric_inc (ctx->api->created, NULL, 1);
@@ -298,10 +291,11 @@ fetch_book (CallContext *ctx)
 }
 
 static void
-lookup_key (CallContext *ctx, GAsyncReadyCallback callback)
+lookup_key (CallContext *ctx)
 {
   bs_db_pool_query_async (ctx->api->pool, ORDERS_SQL_FIND_KEY,
-                          (const char *const[]){ ctx->idempotency_key }, 1, 0, NULL, callback, ctx);
+                          (const char *const[]){ ctx->idempotency_key }, 1, 0, NULL, key_looked_up,
+                          ctx);
 }
 
 static void
@@ -329,7 +323,7 @@ handle_create (BsRequest *request, gpointer user_data)
     }
   ctx->idempotency_key = g_strdup (key);
   ctx->fingerprint = orders_order_input_fingerprint (&input);
-  lookup_key (ctx, key_found_first);
+  lookup_key (ctx);
 }
 
 /* ---- GET /health ------------------------------------------------------------ */
