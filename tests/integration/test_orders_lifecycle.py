@@ -169,7 +169,9 @@ def test_signal_exits_zero(odaemons, books, sig):
 def test_sigterm_drains_an_order_in_flight(odaemons):
     """An order waiting on a slow Books when SIGTERM arrives is completed (201)
     before the daemon exits 0."""
-    with BooksStub(mode="slow", delay=scaled(1.5)) as stub:
+    # the daemon drains for at most 10 s: keep Books' delay well inside that,
+    # however slow the daemon runs (valgrind)
+    with BooksStub(mode="slow", delay=min(scaled(1.5), 4.0)) as stub:
         orders = odaemons.start_orders(books_url=stub.url(), wait="database",
                                        env={"BOOKS_TIMEOUT_MS": min(int(scaled(8) * 1000), 60000)})
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
