@@ -5,7 +5,8 @@
 #                     PostgreSQL on loopback, create books_db/books_user and
 #                     orders_db/orders_user, start bookstore-books and
 #                     bookstore-orders (each migrates its database), print URLs
-#   ./dev.sh test     build (with -Werror) and run every test: unit, integration, lint
+#   ./dev.sh test     build (with -Werror) and run every test: unit, lint, unit files,
+#                     integration, and the packages on a booted Debian 12
 #   ./dev.sh down     stop what `up` started
 #   ./dev.sh status   show what is running
 #   ./dev.sh deps     only install the Debian packages the project needs
@@ -197,6 +198,8 @@ cmd_test() {
   say "integration tests"
   cd "$ROOT"
   BOOKSTORE_BUILD_DIR=$BUILD /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+  say "Debian packages on a booted Debian 12 (systemd-nspawn)"
+  as_root "$ROOT/tests/system/run.sh"
 }
 
 case "${1:-}" in
@@ -206,5 +209,5 @@ case "${1:-}" in
   test) cmd_test ;;
   deps) cmd_deps ;;
   build) cmd_deps; cmd_build ;;
-  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
