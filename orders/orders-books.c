@@ -23,10 +23,36 @@ struct _OrdersBooks
   BsMetricFamily *opens;    /* books_circuit_opens_total */
 };
 
-/* The values of books_requests_total{result}. */
-static const char *const outcomes[] = {
-  "success",          "not_found",        "gone",     "client_error", "server_error", "timeout",
-  "connection_error", "invalid_response", "rejected",
+/* How a call to Books ended: the books_requests_total{result} label, and
+ * whether it counts against Books in the circuit breaker. */
+typedef enum
+{
+  OUTCOME_SUCCESS,
+  OUTCOME_NOT_FOUND,
+  OUTCOME_GONE,
+  OUTCOME_CLIENT_ERROR,
+  OUTCOME_SERVER_ERROR,
+  OUTCOME_TIMEOUT,
+  OUTCOME_CONNECTION_ERROR,
+  OUTCOME_INVALID_RESPONSE,
+  OUTCOME_REJECTED, /* refused by the open circuit: Books not called */
+  N_OUTCOMES,
+} Outcome;
+
+static const struct
+{
+  const char *label;
+  gboolean failure;
+} outcomes[N_OUTCOMES] = {
+  [OUTCOME_SUCCESS] = { "success", FALSE },
+  [OUTCOME_NOT_FOUND] = { "not_found", FALSE },
+  [OUTCOME_GONE] = { "gone", FALSE },
+  [OUTCOME_CLIENT_ERROR] = { "client_error", FALSE },
+  [OUTCOME_SERVER_ERROR] = { "server_error", TRUE },
+  [OUTCOME_TIMEOUT] = { "timeout", TRUE },
+  [OUTCOME_CONNECTION_ERROR] = { "connection_error", TRUE },
+  [OUTCOME_INVALID_RESPONSE] = { "invalid_response", TRUE },
+  [OUTCOME_REJECTED] = { "rejected", FALSE },
 };
 
 typedef struct
@@ -94,8 +120,8 @@ orders_books_new (const OrdersBooksOptions *options, BsMetrics *metrics, GError 
                                      "Times the circuit breaker to Books opened", NULL);
   bs_metric_set (books->state, NULL, BS_CIRCUIT_CLOSED);
   bs_metric_inc (books->opens, NULL, 0);
-  for (gsize i = 0; i < G_N_ELEMENTS (outcomes); i++)
-    bs_metric_inc (books->requests, (const char *const[]){ outcomes[i], NULL }, 0);
+  for (guint i = 0; i < N_OUTCOMES; i++)
+    bs_metric_inc (books->requests, (const char *const[]){ outcomes[i].label, NULL }, 0);
   return books;
 }
 
@@ -110,9 +136,9 @@ orders_books_free (OrdersBooks *books)
 }
 
 static void
-count (OrdersBooks *books, const char *result)
+count (OrdersBooks *books, Outcome outcome)
 {
-  bs_metric_inc (books->requests, (const char *const[]){ result, NULL }, 1);
+  bs_metric_inc (books->requests, (const char *const[]){ outcomes[outcome].label, NULL }, 1);
 }
 
 /* A 200 body: {"title": ..., "author": ..., "price": "12.99", ...}. */
@@ -137,9 +163,8 @@ parse_book (GBytes *body, GError **error)
   return g_steal_pointer (&book);
 }
 
-/* Turn one answer into the book or the error, and tell the breaker whether
- * Books worked. Returns the outcome label. */
-static const char *
+/* Turn one answer into the book or the error, and its outcome. */
+static Outcome
 classify (GetCall *call, BsHttpResponse *response, const GError *transport_error,
           OrdersBook **out_book, GError **error)
 {
@@ -150,25 +175,25 @@ classify (GetCall *call, BsHttpResponse *response, const GError *transport_error
       gboolean timeout = g_error_matches (transport_error, BS_ERROR, BS_ERROR_TIMEOUT);
       g_set_error (error, BS_ERROR, BS_ERROR_UNAVAILABLE, "books service unavailable: %s",
                    transport_error->message);
-      return timeout ? "timeout" : "connection_error";
+      return timeout ? OUTCOME_TIMEOUT : OUTCOME_CONNECTION_ERROR;
     }
   switch (response->status)
     {
       case SOUP_STATUS_OK:
         *out_book = parse_book (response->body, &parse_error);
         if (*out_book != NULL)
-          return "success";
+          return OUTCOME_SUCCESS;
         g_set_error (error, BS_ERROR, BS_ERROR_BAD_GATEWAY,
                      "books service sent an invalid book: %s", parse_error->message);
-        return "invalid_response";
+        return OUTCOME_INVALID_RESPONSE;
       case SOUP_STATUS_NOT_FOUND:
         g_set_error (error, BS_ERROR, BS_ERROR_NOT_FOUND, "book %" G_GINT64_FORMAT " not found",
                      call->book_id);
-        return "not_found";
+        return OUTCOME_NOT_FOUND;
       case SOUP_STATUS_GONE:
         g_set_error (error, BS_ERROR, BS_ERROR_BOOK_NOT_ORDERABLE,
                      "book %" G_GINT64_FORMAT " was deleted and cannot be ordered", call->book_id);
-        return "gone";
+        return OUTCOME_GONE;
       default:
         break;
     }
@@ -176,25 +201,18 @@ classify (GetCall *call, BsHttpResponse *response, const GError *transport_error
     {
       g_set_error (error, BS_ERROR, BS_ERROR_UNAVAILABLE,
                    "books service unavailable: it answered %u", response->status);
-      return "server_error";
+      return OUTCOME_SERVER_ERROR;
     }
   if (response->status >= 400 && response->status <= 499)
     {
       g_set_error (error, BS_ERROR, BS_ERROR_BAD_GATEWAY,
                    "books service refused the lookup of book %" G_GINT64_FORMAT " with %u",
                    call->book_id, response->status);
-      return "client_error";
+      return OUTCOME_CLIENT_ERROR;
     }
   g_set_error (error, BS_ERROR, BS_ERROR_BAD_GATEWAY, "books service answered %u",
                response->status);
-  return "invalid_response";
-}
-
-static gboolean
-outcome_is_failure (const char *result)
-{
-  return g_str_equal (result, "timeout") || g_str_equal (result, "connection_error")
-         || g_str_equal (result, "server_error") || g_str_equal (result, "invalid_response");
+  return OUTCOME_INVALID_RESPONSE;
 }
 
 static void
@@ -208,7 +226,7 @@ get_book_done (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (BsHttpResponse) response
       = bs_http_client_request_finish (books->client, result, &transport_error);
   OrdersBook *book = NULL;
-  const char *outcome;
+  Outcome outcome;
 
   if (response == NULL && g_error_matches (transport_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     {
@@ -220,7 +238,7 @@ get_book_done (GObject *source, GAsyncResult *result, gpointer user_data)
                      (double) (g_get_monotonic_time () - call->started_us) / G_USEC_PER_SEC);
   outcome = classify (call, response, transport_error, &book, &error);
   count (books, outcome);
-  bs_circuit_breaker_record (books->breaker, &call->permit, !outcome_is_failure (outcome));
+  bs_circuit_breaker_record (books->breaker, &call->permit, !outcomes[outcome].failure);
   if (book == NULL)
     {
       call->retry_after_s = 1;
@@ -247,7 +265,7 @@ orders_books_get_book_async (OrdersBooks *books, gint64 book_id, const char *req
   call->book_id = book_id;
   if (!bs_circuit_breaker_allow (books->breaker, &call->permit, &retry_after_ms))
     {
-      count (books, "rejected");
+      count (books, OUTCOME_REJECTED);
       call->retry_after_s = (retry_after_ms + 999) / 1000;
       g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE,
                                "books service unavailable: circuit open, retry in %u s",
