@@ -170,6 +170,12 @@ classify (GetCall *call, BsHttpResponse *response, const GError *transport_error
 {
   g_autoptr (GError) parse_error = NULL;
 
+  if (g_error_matches (transport_error, BS_ERROR, BS_ERROR_BAD_GATEWAY))
+    {
+      g_set_error (error, BS_ERROR, BS_ERROR_BAD_GATEWAY, "books service sent nonsense: %s",
+                   transport_error->message);
+      return OUTCOME_INVALID_RESPONSE;
+    }
   if (transport_error != NULL)
     {
       gboolean timeout = g_error_matches (transport_error, BS_ERROR, BS_ERROR_TIMEOUT);

@@ -10,6 +10,7 @@
 /* Below the idle limit of our own servers (HTTP_REQUEST_TIMEOUT_MS, 15 s),
  * so the client drops an idle connection before the server does. */
 #define IDLE_TIMEOUT_S 10
+#define READ_CHUNK 16384
 
 struct _BsHttpClient
 {
@@ -27,6 +28,8 @@ typedef struct
   guint timeout_ms;
   gboolean timed_out;
   char *url;
+  GInputStream *body_stream;
+  GByteArray *body; /* read so far, at most BS_HTTP_CLIENT_MAX_BODY */
 } Call;
 
 static void
@@ -38,6 +41,8 @@ call_free (Call *call)
   g_clear_object (&call->caller_cancellable);
   g_clear_object (&call->call_cancellable);
   g_clear_object (&call->msg);
+  g_clear_object (&call->body_stream);
+  g_clear_pointer (&call->body, g_byte_array_unref);
   g_free (call->url);
   g_free (call);
 }
@@ -143,34 +148,96 @@ caller_cancelled (GCancellable *caller, gpointer user_data)
   g_idle_add_full (G_PRIORITY_DEFAULT, cancel_call, g_object_ref (user_data), g_object_unref);
 }
 
+/* The call failed: say how, in our terms. */
 static void
-send_done (GObject *source, GAsyncResult *result, gpointer user_data)
+return_transport_error (GTask *task, GError *error)
+{
+  Call *call = g_task_get_task_data (task);
+
+  if (call->timed_out)
+    g_task_return_new_error (task, BS_ERROR, BS_ERROR_TIMEOUT, "%s: no answer within %u ms",
+                             call->url, call->timeout_ms);
+  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    g_task_return_error (task, g_error_copy (error));
+  else
+    g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE, "%s: %s", call->url,
+                             error->message);
+}
+
+static void
+return_response (GTask *task)
+{
+  Call *call = g_task_get_task_data (task);
+  BsHttpResponse *response = g_new0 (BsHttpResponse, 1);
+
+  g_clear_handle_id (&call->deadline_id, g_source_remove);
+  response->status = soup_message_get_status (call->msg);
+  response->body = g_byte_array_free_to_bytes (g_steal_pointer (&call->body));
+  response->headers = soup_message_headers_ref (soup_message_get_response_headers (call->msg));
+  g_task_return_pointer (task, response, (GDestroyNotify) bs_http_response_free);
+}
+
+static void read_more (GTask *task);
+
+static void
+chunk_read (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (GTask) task = user_data;
   Call *call = g_task_get_task_data (task);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) body
-      = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
-  BsHttpResponse *response;
+  g_autoptr (GBytes) chunk
+      = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
+  gsize len = 0;
+  gconstpointer data;
 
-  g_clear_handle_id (&call->deadline_id, g_source_remove);
-  if (body == NULL)
+  if (chunk == NULL)
     {
-      if (call->timed_out)
-        g_task_return_new_error (task, BS_ERROR, BS_ERROR_TIMEOUT, "%s: no answer within %u ms",
-                                 call->url, call->timeout_ms);
-      else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_task_return_error (task, g_steal_pointer (&error));
-      else
-        g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE, "%s: %s", call->url,
-                                 error->message);
+      return_transport_error (task, error);
       return;
     }
-  response = g_new0 (BsHttpResponse, 1);
-  response->status = soup_message_get_status (call->msg);
-  response->body = g_steal_pointer (&body);
-  response->headers = soup_message_headers_ref (soup_message_get_response_headers (call->msg));
-  g_task_return_pointer (task, response, (GDestroyNotify) bs_http_response_free);
+  data = g_bytes_get_data (chunk, &len);
+  if (len == 0)
+    {
+      return_response (task);
+      return;
+    }
+  if (call->body->len + len > BS_HTTP_CLIENT_MAX_BODY)
+    {
+      g_task_return_new_error (task, BS_ERROR, BS_ERROR_BAD_GATEWAY,
+                               "%s: answer larger than %d bytes", call->url,
+                               BS_HTTP_CLIENT_MAX_BODY);
+      return;
+    }
+  g_byte_array_append (call->body, data, len);
+  read_more (g_steal_pointer (&task));
+}
+
+/* Read the body in chunks, refusing more than BS_HTTP_CLIENT_MAX_BODY. */
+static void
+read_more (GTask *task)
+{
+  Call *call = g_task_get_task_data (task);
+
+  g_input_stream_read_bytes_async (call->body_stream, READ_CHUNK, G_PRIORITY_DEFAULT,
+                                   call->call_cancellable, chunk_read, task);
+}
+
+static void
+sent (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Call *call = g_task_get_task_data (task);
+  g_autoptr (GError) error = NULL;
+
+  call->body_stream = soup_session_send_finish (SOUP_SESSION (source), result, &error);
+  if (call->body_stream == NULL)
+    {
+      return_transport_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+  call->body = g_byte_array_new ();
+  read_more (task);
 }
 
 void
@@ -216,8 +283,8 @@ bs_http_client_request_async (BsHttpClient *client, const char *method, const ch
                                                     call->call_cancellable, NULL);
     }
   call->deadline_id = g_timeout_add (MAX (timeout_ms, 1), deadline_reached, call);
-  soup_session_send_and_read_async (client->session, call->msg, G_PRIORITY_DEFAULT,
-                                    call->call_cancellable, send_done, g_steal_pointer (&task));
+  soup_session_send_async (client->session, call->msg, G_PRIORITY_DEFAULT, call->call_cancellable,
+                           sent, g_steal_pointer (&task));
 }
 
 BsHttpResponse *

@@ -10,6 +10,10 @@ G_BEGIN_DECLS
 
 typedef struct _BsHttpClient BsHttpClient;
 
+/* A larger answer fails the call (BS_ERROR_BAD_GATEWAY): an upstream that
+ * streams without end must not grow our memory without end. */
+#define BS_HTTP_CLIENT_MAX_BODY (1024 * 1024)
+
 typedef struct
 {
   guint status;
@@ -35,7 +39,8 @@ const char *bs_http_client_get_base_url (BsHttpClient *client);
  * name/value pairs ending with NULL; @body (may be NULL) is sent with
  * @content_type. The whole call, queueing included, must finish within
  * @timeout_ms. Errors: BS_ERROR_TIMEOUT (deadline), BS_ERROR_UNAVAILABLE
- * (connection refused, reset, DNS...), G_IO_ERROR_CANCELLED when
+ * (connection refused, reset, DNS...), BS_ERROR_BAD_GATEWAY (an answer
+ * over BS_HTTP_CLIENT_MAX_BODY), G_IO_ERROR_CANCELLED when
  * @cancellable was cancelled. Any HTTP status is a success here. */
 void bs_http_client_request_async (BsHttpClient *client, const char *method, const char *path,
                                    const char *request_id, const char *const *headers,

@@ -1206,6 +1206,7 @@ class BooksStub:
       "hang"    accepts the connection, reads the request, never answers
       "error"   500 with a JSON error
       "garbage" 200 with a body that is not JSON
+      "huge"    200 with a chunked body of `huge_bytes` (no Content-Length)
       "missing" 404 NOT_FOUND
     """
 
@@ -1215,6 +1216,7 @@ class BooksStub:
 
         self.mode = mode
         self.delay = delay
+        self.huge_bytes = 64 * 1024 * 1024
         self.title, self.author, self.price = title, author, price
         self.lock = threading.Lock()
         self.book_requests = []  # (monotonic time, path, X-Request-ID) of each GET /v1/books/...
@@ -1267,6 +1269,20 @@ class BooksStub:
                     return self._send(500, {"error": "INTERNAL_ERROR", "message": "stub says no"})
                 if mode == "garbage":
                     return self._send(200, b"<html>this is not json", "application/json")
+                if mode == "huge":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    chunk = b"[" * 65536
+                    try:
+                        for _ in range(stub.huge_bytes // len(chunk)):
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.write(b"0\r\n\r\n")
+                    except OSError:
+                        pass  # the client gave up, as it should
+                    self.close_connection = True
+                    return
                 if mode == "missing" and is_book:
                     return self._send(404, {"error": "NOT_FOUND", "message": "no such book"})
                 if not is_book:

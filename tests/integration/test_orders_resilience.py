@@ -8,6 +8,7 @@ waits and timing bounds are scaled for slow runs (valgrind)."""
 
 import concurrent.futures
 import math
+import os
 import signal
 import threading
 import time
@@ -328,6 +329,26 @@ def test_books_garbage_is_502_and_opens_circuit(odaemons, stub):
     assert circuit_state(orders) == 1
     resp, took = timed_post(api, 1)
     assert_503_with_retry_after(resp)
+    assert api.total_count() == 0
+
+
+def test_books_endless_answer_is_cut_off(odaemons, stub):
+    """An upstream that streams 64 MiB without a Content-Length: Orders stops
+    reading at 1 MiB (502, counted as invalid_response) instead of buffering
+    it all, and its memory stays small."""
+    stub.mode = "huge"
+    orders = odaemons.start_orders(books_url=stub.url(), env={"BOOKS_TIMEOUT_MS": 30000},
+                                   wait="database")
+    api = OrdersApi(orders.url())
+    before, _ = books_results(orders)
+    resp = requests.post(api.url("/v1/orders"), json={"book_id": 1, "quantity": 1}, timeout=scaled(30))
+    assert_error(resp, 502, "BAD_GATEWAY")
+    assert "larger than" in resp.json()["message"], describe(resp)
+    after, samples = books_results(orders)
+    assert delta(after, before, "invalid_response") == 1, (before, after)
+    if not os.environ.get("BOOKSTORE_DAEMON_WRAPPER"):
+        rss = metric_value(samples, "process_resident_memory_bytes")
+        assert 0 < rss < 48 * 1024 * 1024, f"RSS {rss} after a 64 MiB answer"
     assert api.total_count() == 0
 
 
