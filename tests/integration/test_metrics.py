@@ -10,24 +10,7 @@ import time
 import pytest
 import requests
 
-from harness import assert_status, describe
-
-SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
-LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text):
-    """-> list of (name, {labels}, float value)"""
-    samples = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = SAMPLE_RE.match(line)
-        assert m, f"unparsable metrics line: {line!r}"
-        name, labels, value = m.groups()
-        samples.append((name, dict(LABEL_RE.findall(labels or "")), float(value)))
-    return samples
-
+from harness import assert_status, describe, metric_value, parse_metrics
 
 def scrape(daemon):
     resp = requests.get(daemon.url("/metrics"), timeout=5)
@@ -35,9 +18,7 @@ def scrape(daemon):
     return resp
 
 
-def value_of(samples, name, **labels):
-    vals = [v for n, l, v in samples if n == name and all(l.get(k) == str(w) for k, w in labels.items())]
-    return sum(vals) if vals else 0.0
+value_of = metric_value
 
 
 def test_metrics_content_type(shared_daemon):
