@@ -12,6 +12,7 @@ import requests
 
 from harness import assert_status, describe, metric_value, parse_metrics
 
+
 def scrape(daemon):
     resp = requests.get(daemon.url("/metrics"), timeout=5)
     assert_status(resp, 200)
