@@ -11,18 +11,6 @@
 
 #define HEALTH_TIMEOUT_MS 1000
 
-/* Take the query result, or reply with its error and return NULL. */
-static PGresult *
-finish_or_reply (BsDbPool *pool, GAsyncResult *result, BsRequest *request)
-{
-  g_autoptr (GError) error = NULL;
-  PGresult *res = bs_db_pool_query_finish (pool, result, &error);
-
-  if (res == NULL)
-    bs_request_reply_error (request, error);
-  return res;
-}
-
 /* Reply 200 with row 0, 404 with no row, 410 when the row is inactive. */
 static void
 reply_book_row (BsRequest *request, const PGresult *res, guint ok_status)
@@ -93,7 +81,8 @@ static void
 list_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CallContext) ctx = user_data;
-  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+  g_autoptr (PGresult) res
+      = bs_db_pool_query_finish_or_reply (ctx->api->pool, result, ctx->request);
   g_autoptr (JsonArray) books = json_array_new ();
   g_autoptr (JsonNode) body = json_node_new (JSON_NODE_ARRAY);
   gint64 total = 0;
@@ -137,7 +126,8 @@ static void
 book_row_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CallContext) ctx = user_data;
-  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+  g_autoptr (PGresult) res
+      = bs_db_pool_query_finish_or_reply (ctx->api->pool, result, ctx->request);
 
   if (res != NULL)
     reply_book_row (ctx->request, res, 200);
@@ -160,7 +150,8 @@ static void
 create_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CallContext) ctx = user_data;
-  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+  g_autoptr (PGresult) res
+      = bs_db_pool_query_finish_or_reply (ctx->api->pool, result, ctx->request);
   g_autofree char *location = NULL;
 
   if (res == NULL)
@@ -223,7 +214,8 @@ static void
 delete_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CallContext) ctx = user_data;
-  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+  g_autoptr (PGresult) res
+      = bs_db_pool_query_finish_or_reply (ctx->api->pool, result, ctx->request);
 
   if (res == NULL)
     return;

@@ -50,18 +50,6 @@ call_context_new (OrdersApi *api, BsRequest *request)
   return ctx;
 }
 
-/* Take the query result, or reply with its error and return NULL. */
-static PGresult *
-finish_or_reply (BsDbPool *pool, GAsyncResult *result, BsRequest *request)
-{
-  g_autoptr (GError) error = NULL;
-  PGresult *res = bs_db_pool_query_finish (pool, result, &error);
-
-  if (res == NULL)
-    bs_request_reply_error (request, error);
-  return res;
-}
-
 static void
 reply_order (BsRequest *request, guint status, const PGresult *res, int row, int first_col)
 {
@@ -87,7 +75,8 @@ static void
 list_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CallContext) ctx = user_data;
-  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+  g_autoptr (PGresult) res
+      = bs_db_pool_query_finish_or_reply (ctx->api->pool, result, ctx->request);
   g_autoptr (BsJsonWriter) writer = NULL;
   g_autoptr (GBytes) body = NULL;
   gint64 total = 0;
@@ -135,7 +124,8 @@ static void
 get_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CallContext) ctx = user_data;
-  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+  g_autoptr (PGresult) res
+      = bs_db_pool_query_finish_or_reply (ctx->api->pool, result, ctx->request);
 
   if (res == NULL)
     return;
@@ -209,7 +199,8 @@ static void
 key_looked_up (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CallContext) ctx = user_data;
-  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+  g_autoptr (PGresult) res
+      = bs_db_pool_query_finish_or_reply (ctx->api->pool, result, ctx->request);
 
   if (res == NULL)
     return;
@@ -226,7 +217,8 @@ static void
 insert_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CallContext) ctx = user_data;
-  g_autoptr (PGresult) res = finish_or_reply (ctx->api->pool, result, ctx->request);
+  g_autoptr (PGresult) res
+      = bs_db_pool_query_finish_or_reply (ctx->api->pool, result, ctx->request);
 
   if (res == NULL)
     return;

@@ -6,6 +6,7 @@
 #include "bs-db.h"
 
 #include "bs-error.h"
+#include "bs-request.h"
 
 #include <glib-unix.h>
 #include <string.h>
@@ -851,4 +852,15 @@ gboolean
 bs_db_pool_ping_finish (BsDbPool *pool, GAsyncResult *result, GError **error)
 {
   return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+PGresult *
+bs_db_pool_query_finish_or_reply (BsDbPool *pool, GAsyncResult *result, BsRequest *request)
+{
+  g_autoptr (GError) error = NULL;
+  PGresult *res = bs_db_pool_query_finish (pool, result, &error);
+
+  if (res == NULL)
+    bs_request_reply_error (request, error);
+  return res;
 }

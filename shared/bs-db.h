@@ -62,6 +62,12 @@ void bs_db_pool_query_async (BsDbPool *pool, const char *statement, const char *
                              GAsyncReadyCallback callback, gpointer user_data);
 PGresult *bs_db_pool_query_finish (BsDbPool *pool, GAsyncResult *result, GError **error);
 
+/* For HTTP handlers: the result, or NULL after replying to @request with the
+ * query's error (503 when the database is away, ...). */
+typedef struct _BsRequest BsRequest;
+PGresult *bs_db_pool_query_finish_or_reply (BsDbPool *pool, GAsyncResult *result,
+                                            BsRequest *request);
+
 /* "SELECT 1" with a short deadline, for health checks. */
 void bs_db_pool_ping_async (BsDbPool *pool, guint timeout_ms, GCancellable *cancellable,
                             GAsyncReadyCallback callback, gpointer user_data);
