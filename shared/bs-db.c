@@ -97,13 +97,14 @@ bs_db_connect_params_init (BsDbConnectParams *params, const char *dsn, const cha
                                           "keepalives_count",
                                           "tcp_user_timeout",
                                           "connect_timeout",
+                                          "gssencmode",
                                           "application_name",
                                           "dbname",
                                           "host",
                                           "hostaddr",
                                           NULL };
-  const char *values[]
-      = { "1", "10", "3", "3", "9000", "5", application_name, dsn, host, hostaddr, NULL };
+  const char *values[] = { "1", "10", "3",      "3", "9000", "5", "disable", application_name,
+                           dsn, host, hostaddr, NULL };
   gsize n = G_N_ELEMENTS (keywords) - 1;
 
   G_STATIC_ASSERT (G_N_ELEMENTS (keywords) <= G_N_ELEMENTS (params->keywords));

@@ -77,8 +77,8 @@ gboolean bs_db_pool_ping_finish (BsDbPool *pool, GAsyncResult *result, GError **
 void bs_db_log_notice (void *user_data, const char *message);
 
 /* libpq keyword/value arrays: our connection defaults (TCP keepalives, a user
- * timeout, connect_timeout, application_name) first, then @dsn expanded, so
- * anything the DSN sets wins; then, when @hostaddr is not NULL, @host and
+ * timeout, connect_timeout, no GSSAPI encryption attempt, application_name) first, then @dsn
+ * expanded, so anything the DSN sets wins; then, when @hostaddr is not NULL, @host and
  * @hostaddr (comma-separated lists of the same length), so that libpq does
  * not resolve the name itself. Borrowed strings. */
 typedef struct

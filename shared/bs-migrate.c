@@ -189,6 +189,11 @@ bs_migrate_run (const char *dsn, const char *application_name, const char *resou
   return TRUE;
 }
 
+/* Migration threads not finished yet, for bs_migrate_wait_idle(). */
+static GMutex running_lock;
+static GCond running_cond;
+static guint running_threads;
+
 typedef struct
 {
   char *dsn;
@@ -219,6 +224,25 @@ migrate_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *
     g_task_return_int (task, n);
   else
     g_task_return_error (task, error);
+
+  g_mutex_lock (&running_lock);
+  running_threads--;
+  g_cond_broadcast (&running_cond);
+  g_mutex_unlock (&running_lock);
+}
+
+gboolean
+bs_migrate_wait_idle (guint timeout_ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  gboolean idle;
+
+  g_mutex_lock (&running_lock);
+  while (running_threads > 0 && g_cond_wait_until (&running_cond, &running_lock, end))
+    ;
+  idle = running_threads == 0;
+  g_mutex_unlock (&running_lock);
+  return idle;
 }
 
 void
@@ -234,6 +258,9 @@ bs_migrate_async (const char *dsn, const char *application_name, const char *res
   md->resource_dir = g_strdup (resource_dir);
   md->lock_key = lock_key;
   g_task_set_task_data (task, md, migrate_data_free);
+  g_mutex_lock (&running_lock);
+  running_threads++;
+  g_mutex_unlock (&running_lock);
   g_task_run_in_thread (task, migrate_thread);
 }
 

@@ -19,6 +19,11 @@ void bs_migrate_async (const char *dsn, const char *application_name, const char
 /* Returns the number of migrations applied, or -1 with @error set. */
 gint bs_migrate_finish (GAsyncResult *result, GError **error);
 
+/* Wait up to @timeout_ms for migration threads still running (blocked in
+ * libpq) to end; TRUE when none is left. Call before exiting: libraries'
+ * exit-time destructors must not run under a thread still using them. */
+gboolean bs_migrate_wait_idle (guint timeout_ms);
+
 /* The migration names under @resource_dir, sorted. */
 GStrv bs_migrate_list (const char *resource_dir, GError **error);
 

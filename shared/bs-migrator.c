@@ -6,6 +6,7 @@
 
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
+#define MIGRATION_EXIT_WAIT_MS 7000
 
 struct _BsMigrator
 {
@@ -98,8 +99,12 @@ bs_migrator_free (BsMigrator *migrator)
 {
   if (migrator == NULL)
     return;
-  /* a run still in its thread finishes there; its callback sees CANCELLED */
+  /* a run still in its thread finishes there; its callback sees CANCELLED.
+   * It ends within connect_timeout (5 s): wait for it, so that exit() does
+   * not tear libraries down under it. */
   g_cancellable_cancel (migrator->cancellable);
+  if (migrator->running && !bs_migrate_wait_idle (MIGRATION_EXIT_WAIT_MS))
+    g_warning ("a migration is still running; exiting anyway");
   g_clear_handle_id (&migrator->retry_id, g_source_remove);
   bs_db_pool_set_schema_lost_func (migrator->pool, NULL, NULL);
   g_clear_object (&migrator->cancellable);
