@@ -64,6 +64,7 @@ struct _BsDbPool
   Conn *conns;
   GQueue waiting; /* GTask */
   gboolean started;
+  gboolean warming_up; /* not started yet, but its first start is on the way */
   gboolean last_connect_failed;
   guint n_connected;
   GSourceFunc schema_lost_func;
@@ -708,11 +709,28 @@ bs_db_pool_new (const char *dsn, const BsDbStatement *statements, const BsDbOpti
 }
 
 void
+bs_db_pool_warm_up (BsDbPool *pool)
+{
+  if (!pool->started)
+    pool->warming_up = TRUE;
+}
+
+void
+bs_db_pool_warm_up_failed (BsDbPool *pool)
+{
+  if (!pool->warming_up)
+    return;
+  pool->warming_up = FALSE;
+  pool_fail_waiting (pool);
+}
+
+void
 bs_db_pool_start (BsDbPool *pool)
 {
   if (pool->started)
     return;
   pool->started = TRUE;
+  pool->warming_up = FALSE;
   for (guint i = 0; i < pool->options.size; i++)
     conn_connect (&pool->conns[i]);
 }
@@ -799,7 +817,8 @@ bs_db_pool_query_async (BsDbPool *pool, const char *statement, const char *const
   query->enqueued_us = g_get_monotonic_time ();
   g_task_set_task_data (task, query, query_free);
 
-  if (!pool->started || (pool->n_connected == 0 && pool->last_connect_failed))
+  if ((!pool->started && !pool->warming_up)
+      || (pool->n_connected == 0 && pool->last_connect_failed))
     {
       count_query (pool, "unavailable");
       g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE,

@@ -46,6 +46,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsDbPool, bs_db_pool_free)
  * query fails at once with BS_ERROR_UNAVAILABLE. */
 void bs_db_pool_start (BsDbPool *pool);
 
+/* The pool is about to be started (its schema is being checked): until
+ * bs_db_pool_start() or bs_db_pool_warm_up_failed(), queries wait (within
+ * their deadline) instead of failing at once. So the request that made
+ * systemd start a socket-activated daemon is served, not refused. Only
+ * for the first start: later, a database that is away fails queries fast. */
+void bs_db_pool_warm_up (BsDbPool *pool);
+/* The first start will not come soon: fail the waiting queries now. */
+void bs_db_pool_warm_up_failed (BsDbPool *pool);
+
 /* Called when preparing the statements fails because an object they name is
  * missing (SQLSTATE class 42: the schema is gone, e.g. the database was
  * recreated); the pool keeps retrying with backoff meanwhile. */

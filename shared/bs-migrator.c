@@ -17,6 +17,7 @@ struct _BsMigrator
   gint64 lock_key;
   gboolean ready;
   gboolean running;
+  gboolean ever_ran;
   guint backoff_ms;
   guint retry_id;
   GCancellable *cancellable;
@@ -45,6 +46,7 @@ migrate_done (GObject *source, GAsyncResult *result, gpointer user_data)
   migrator->running = FALSE;
   if (applied < 0)
     {
+      bs_db_pool_warm_up_failed (migrator->pool);
       if (migrator->backoff_ms == 0)
         g_warning ("database schema not ready, will retry: %s", error->message);
       else
@@ -120,6 +122,9 @@ bs_migrator_start (BsMigrator *migrator)
   if (migrator->running || migrator->retry_id != 0)
     return;
   migrator->running = TRUE;
+  if (!migrator->ever_ran)
+    bs_db_pool_warm_up (migrator->pool); /* the first check usually takes milliseconds */
+  migrator->ever_ran = TRUE;
   bs_migrate_async (migrator->dsn, migrator->application_name, migrator->resource_dir,
                     migrator->lock_key, migrator->cancellable, migrate_done, migrator);
 }

@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from harness import (EX_CONFIG, NotifySocket, TableLock, assert_status, connection_refused,
-                     daemon_base_env, describe, free_port, project_version, wait_for)
+                     daemon_base_env, describe, free_port, project_version, read_http_response,
+                     wait_for)
 
 
 # --------------------------------------------------------------------------
@@ -314,6 +315,28 @@ def test_socket_activation(daemons, pg):
     d.send_signal(signal.SIGTERM)
     assert d.wait(15) == 0, d.log_tail()
     assert connection_refused(d.port)
+
+
+def test_socket_activation_first_request_is_served(daemons, pg):
+    """The request that made systemd start the daemon is served, not a 503:
+    while the first migration check and connection are under way, data
+    queries wait for them (within their deadline) instead of failing."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
+    # the request waits in the socket's backlog before the daemon even runs
+    client = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        client.sendall(b"GET /v1/books HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        try:
+            spawn_socket_activated(daemons, pg, listener)
+        finally:
+            listener.close()
+        status, headers, body = read_http_response(client, timeout=30)
+    finally:
+        client.close()
+    assert status == 200, (status, headers, body)
 
 
 def test_socket_activation_ignores_port(daemons, pg):
