@@ -18,6 +18,7 @@
 #define MIGRATIONS_DIR "/org/bookstore/orders/sql"
 #define MIGRATION_LOCK_KEY G_GINT64_CONSTANT (0x6f7264657273) /* "orders" */
 #define PURGE_INTERVAL_S (60 * 60)
+#define FIRST_PURGE_POLL_MS 500
 
 struct _OrdersApp
 {
@@ -90,6 +91,20 @@ purge_keys (gpointer user_data)
                               0, NULL, purge_done, app->pool);
     }
   return G_SOURCE_CONTINUE;
+}
+
+/* Purge once as soon as the schema is ready (keys may have expired while the
+ * service was down), then hourly. */
+static gboolean
+first_purge (gpointer user_data)
+{
+  OrdersApp *app = user_data;
+
+  if (!bs_migrator_is_ready (app->migrator))
+    return G_SOURCE_CONTINUE;
+  purge_keys (app);
+  app->purge_id = g_timeout_add_seconds (PURGE_INTERVAL_S, purge_keys, app);
+  return G_SOURCE_REMOVE;
 }
 
 OrdersApp *
@@ -167,7 +182,7 @@ orders_app_start (OrdersApp *app, GError **error)
   if (!bs_service_listen (app->service, error))
     return FALSE;
   bs_migrator_start (app->migrator);
-  app->purge_id = g_timeout_add_seconds (PURGE_INTERVAL_S, purge_keys, app);
+  app->purge_id = g_timeout_add (FIRST_PURGE_POLL_MS, first_purge, app);
   return TRUE;
 }
 

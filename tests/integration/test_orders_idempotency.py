@@ -276,3 +276,34 @@ def test_replay_while_books_is_down(odaemons):
     assert not replayed(resp), describe(resp)
     assert resp.json()["id"] != first.json()["id"]
     assert api.total_count() == 2
+
+
+def test_expired_keys_are_purged_and_orders_kept(fresh_pair, pg):
+    """A key older than IDEMPOTENCY_KEY_RETENTION_HOURS is forgotten at the
+    next purge (the first runs as soon as the schema is ready): its order
+    stays, and the key may create a new order. A younger key stays."""
+    api = fresh_pair.api
+    book = fresh_pair.books_api.create_book(title="Expiring", author="Keys", price="3.00")
+    body = {"book_id": book["id"], "quantity": 1}
+    old_key, young_key = new_key(), new_key()
+    old = post(api, body, old_key)
+    young = post(api, body, young_key)
+    assert_status(old, 201)
+    assert_status(young, 201)
+    pg.psql(f"UPDATE idempotency_keys SET created_at = now() - interval '25 hours' "
+            f"WHERE key = '{old_key}'", db=fresh_pair.orders_db)
+
+    orders = fresh_pair.restart_orders()
+    wait_for(lambda: any("purged 1 expired idempotency keys" in r.get("MESSAGE", "")
+                         for r in orders.log_records()),
+             scaled(10), message="the purge at start")
+    kept = pg.psql(f"SELECT idempotency_key IS NULL FROM orders WHERE id = {old.json()['id']}",
+                   db=fresh_pair.orders_db).strip()
+    assert kept == "t", "the expired key's order must stay, without its key"
+
+    again = post(api, body, old_key)
+    assert_status(again, 201)
+    assert not replayed(again) and again.json()["id"] != old.json()["id"], describe(again)
+    replay = post(api, body, young_key)
+    assert_status(replay, 201)
+    assert replayed(replay) and replay.json()["id"] == young.json()["id"], describe(replay)
