@@ -28,7 +28,7 @@ DEB_PACKAGES=(
   libglib2.0-dev libglib2.0-bin libsoup-3.0-dev libjson-glib-dev libpq-dev libsystemd-dev
   libhiredis-dev
   postgresql postgresql-contrib redis-server
-  python3 python3-pytest python3-requests
+  python3 python3-pytest python3-requests python3-redis
   prometheus wrk curl valgrind shellcheck codespell clang-format nodejs npm
   debhelper dpkg-dev fakeroot lintian debootstrap systemd-container
 )

@@ -27,7 +27,16 @@ struct _BsService
   BsWatchdog *watchdog;
   guint drain_timeout_id;
   gboolean stopping;
+  gboolean requests_drained;
+  guint holds;
+  GArray *stop_funcs; /* of StopFunc */
 };
+
+typedef struct
+{
+  BsServiceStopFunc func;
+  gpointer user_data;
+} StopFunc;
 
 static void
 handle_metrics (BsRequest *request, gpointer user_data)
@@ -64,13 +73,20 @@ handle_openapi (BsRequest *request, gpointer user_data)
 BsService *
 bs_service_new (const char *name, guint16 default_port, GError **error)
 {
+  return bs_service_new_full (name, "PORT", default_port, error);
+}
+
+BsService *
+bs_service_new_full (const char *name, const char *port_variable, guint16 default_port,
+                     GError **error)
+{
   g_autoptr (BsService) service = g_new0 (BsService, 1);
   BsHttpLimits limits;
   guint timeout_ms = 0;
 
   service->name = g_strdup (name);
   bs_http_limits_init_default (&limits);
-  if (!bs_config_get_port ("PORT", default_port, &service->port, error)
+  if (!bs_config_get_port (port_variable, default_port, &service->port, error)
       || !bs_config_get_string ("BIND_ADDRESS", "0.0.0.0", &service->bind_address, error)
       || !bs_config_get_uint ("HTTP_REQUEST_TIMEOUT_MS", limits.request_timeout_ms, 100,
                               3600 * 1000, &timeout_ms, error))
@@ -91,6 +107,7 @@ bs_service_new (const char *name, guint16 default_port, GError **error)
   bs_router_add (service->router, "GET", "/openapi.json", handle_openapi, service);
   service->server = bs_http_server_new (service->router, service->metrics, &limits);
   service->loop = g_main_loop_new (NULL, FALSE);
+  service->stop_funcs = g_array_new (FALSE, FALSE, sizeof (StopFunc));
   return g_steal_pointer (&service);
 }
 
@@ -106,6 +123,7 @@ bs_service_free (BsService *service)
   g_clear_pointer (&service->metrics, bs_metrics_free);
   g_clear_pointer (&service->openapi, g_bytes_unref);
   g_clear_pointer (&service->loop, g_main_loop_unref);
+  g_clear_pointer (&service->stop_funcs, g_array_unref);
   g_free (service->bind_address);
   g_free (service->name);
   g_free (service);
@@ -210,13 +228,50 @@ watchdog_probe (BsWatchdogProbeDone done, gpointer done_data, gpointer user_data
 
 /* ---- stopping ------------------------------------------------------------ */
 
+void
+bs_service_add_stop_func (BsService *service, BsServiceStopFunc func, gpointer user_data)
+{
+  StopFunc stop = { func, user_data };
+
+  g_array_append_val (service->stop_funcs, stop);
+}
+
+gboolean
+bs_service_is_stopping (BsService *service)
+{
+  return service->stopping;
+}
+
+void
+bs_service_hold (BsService *service)
+{
+  service->holds++;
+}
+
+static void
+quit_when_done (BsService *service)
+{
+  if (!service->stopping || !service->requests_drained || service->holds > 0)
+    return;
+  g_message ("all requests and work finished; stopping");
+  g_main_loop_quit (service->loop);
+}
+
+void
+bs_service_release (BsService *service)
+{
+  g_return_if_fail (service->holds > 0);
+  service->holds--;
+  quit_when_done (service);
+}
+
 static gboolean
 drained_cb (gpointer user_data)
 {
   BsService *service = user_data;
 
-  g_message ("all requests finished; stopping");
-  g_main_loop_quit (service->loop);
+  service->requests_drained = TRUE;
+  quit_when_done (service);
   return G_SOURCE_REMOVE;
 }
 
@@ -226,8 +281,9 @@ drain_timeout_cb (gpointer user_data)
   BsService *service = user_data;
 
   service->drain_timeout_id = 0;
-  g_warning ("%u requests still in flight after %d s; stopping anyway",
-             bs_http_server_get_in_flight (service->server), BS_SERVICE_DRAIN_TIMEOUT_S);
+  g_warning ("%u requests and %u other tasks still running after %d s; stopping anyway",
+             bs_http_server_get_in_flight (service->server), service->holds,
+             BS_SERVICE_DRAIN_TIMEOUT_S);
   g_main_loop_quit (service->loop);
   return G_SOURCE_REMOVE;
 }
@@ -250,6 +306,11 @@ signal_cb (gpointer user_data)
   g_message ("stop requested; finishing %u requests in flight",
              bs_http_server_get_in_flight (service->server));
   g_clear_pointer (&service->watchdog, bs_watchdog_free);
+  for (guint i = 0; i < service->stop_funcs->len; i++)
+    {
+      StopFunc *stop = &g_array_index (service->stop_funcs, StopFunc, i);
+      stop->func (service, stop->user_data);
+    }
   service->drain_timeout_id
       = g_timeout_add_seconds (BS_SERVICE_DRAIN_TIMEOUT_S, drain_timeout_cb, service);
   bs_http_server_set_drained_func (service->server, drained_cb, service);

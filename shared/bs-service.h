@@ -16,6 +16,9 @@ typedef struct _BsService BsService;
 /* Reads PORT (@default_port), BIND_ADDRESS (0.0.0.0) and
  * HTTP_REQUEST_TIMEOUT_MS; BS_ERROR_CONFIG names a bad variable. */
 BsService *bs_service_new (const char *name, guint16 default_port, GError **error);
+/* Same, with the port read from @port_variable instead of PORT. */
+BsService *bs_service_new_full (const char *name, const char *port_variable, guint16 default_port,
+                                GError **error);
 void bs_service_free (BsService *service);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsService, bs_service_free)
 
@@ -28,6 +31,16 @@ BsRouter *bs_service_get_router (BsService *service);
 void bs_service_set_openapi (BsService *service, GBytes *document);
 
 gboolean bs_service_listen (BsService *service, GError **error);
+
+/* Called once when a stop begins (SIGTERM/SIGINT): stop taking new work.
+ * Work still running holds the service (bs_service_hold()) until it is done
+ * (bs_service_release()); the main loop ends once the HTTP requests and the
+ * holds are finished, or after BS_SERVICE_DRAIN_TIMEOUT_S. */
+typedef void (*BsServiceStopFunc) (BsService *service, gpointer user_data);
+void bs_service_add_stop_func (BsService *service, BsServiceStopFunc func, gpointer user_data);
+void bs_service_hold (BsService *service);
+void bs_service_release (BsService *service);
+gboolean bs_service_is_stopping (BsService *service);
 
 /* READY=1, watchdog, signals, main loop; returns once stopped and drained.
  * The exit status for main(). */

@@ -1,0 +1,88 @@
+/* bs-redis.h: one asynchronous Redis connection on the GLib main loop, kept
+ * up for as long as it lives.
+ *
+ * hiredis's async API drives the connection through our own GSource adapter
+ * (shared/bs-redis-source.c). The host is resolved without blocking, the
+ * connect has a deadline, AUTH is sent when a password is set, and a lost
+ * connection is re-established with exponential backoff (100 ms doubling to
+ * 5 s). Going down and coming back are each logged once.
+ *
+ * Redis answers the commands of one connection in order, so a blocking
+ * command (XREADGROUP ... BLOCK) delays everything queued behind it: give
+ * blocking readers their own BsRedis. */
+#pragma once
+
+#include <gio/gio.h>
+#include <hiredis/hiredis.h>
+
+G_BEGIN_DECLS
+
+typedef struct _BsRedis BsRedis;
+
+typedef struct
+{
+  const char *host;         /* name or address; default "127.0.0.1" */
+  guint16 port;             /* default 6379 */
+  const char *password;     /* NULL or "" for none */
+  const char *name;         /* what the connection is for, in logs and CLIENT SETNAME */
+  guint connect_timeout_ms; /* default 2000 */
+  /* A command without a reply after this (plus its own extra time) drops the
+   * connection: Redis is hung or unreachable. Default 5000. */
+  guint command_timeout_ms;
+} BsRedisOptions;
+
+void bs_redis_options_init_default (BsRedisOptions *options);
+
+/* Called on the main loop each time the connection comes up (after AUTH)
+ * and each time it is lost. */
+typedef void (*BsRedisStateFunc) (BsRedis *redis, gboolean connected, gpointer user_data);
+
+/* @reply is valid only during the call (hiredis frees it after): copy what
+ * you keep. On failure @reply is NULL and @error says why: a Redis error
+ * reply (BS_REDIS_ERROR_REPLY, message as Redis sent it),
+ * G_IO_ERROR_NOT_CONNECTED (no connection now), G_IO_ERROR_CONNECTION_CLOSED
+ * (lost while waiting), G_IO_ERROR_TIMED_OUT, G_IO_ERROR_CANCELLED (the
+ * BsRedis is being freed). Always called exactly once, never from inside
+ * bs_redis_command*(). */
+typedef void (*BsRedisReplyFunc) (BsRedis *redis, redisReply *reply, const GError *error,
+                                  gpointer user_data);
+
+#define BS_REDIS_ERROR (bs_redis_error_quark ())
+GQuark bs_redis_error_quark (void);
+typedef enum
+{
+  BS_REDIS_ERROR_REPLY, /* Redis answered with an error */
+} BsRedisError;
+
+/* Copies @options. Does not connect until bs_redis_start(). */
+BsRedis *bs_redis_new (const BsRedisOptions *options);
+/* Fails the commands still waiting (G_IO_ERROR_CANCELLED) before returning. */
+void bs_redis_free (BsRedis *redis);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsRedis, bs_redis_free)
+
+void bs_redis_set_state_func (BsRedis *redis, BsRedisStateFunc func, gpointer user_data);
+void bs_redis_start (BsRedis *redis);
+gboolean bs_redis_is_connected (BsRedis *redis);
+const char *bs_redis_get_name (BsRedis *redis);
+
+/* Send one command, binary-safe: @argc arguments with their lengths
+ * (@argvlen NULL: NUL-terminated strings). @extra_timeout_ms is added to
+ * the command timeout (the BLOCK time of a blocking read). */
+void bs_redis_command_argv (BsRedis *redis, guint extra_timeout_ms, int argc, const char **argv,
+                            const size_t *argvlen, BsRedisReplyFunc func, gpointer user_data);
+
+/* Same, arguments as NUL-terminated strings ending with NULL. */
+void bs_redis_command (BsRedis *redis, guint extra_timeout_ms, BsRedisReplyFunc func,
+                       gpointer user_data, ...) G_GNUC_NULL_TERMINATED;
+
+/* ---- reading replies ---------------------------------------------------- */
+
+/* The string of a STRING/STATUS/VERB reply, or NULL. */
+const char *bs_redis_reply_str (const redisReply *reply);
+
+/* A stream entry's fields (XRANGE/XREADGROUP/XCLAIM element: [id, [k, v, ...]]),
+ * as a string → string table (copied); NULL if @entry has not that shape.
+ * *@id is set to a copy of the entry id. */
+GHashTable *bs_redis_entry_fields (const redisReply *entry, char **id);
+
+G_END_DECLS
