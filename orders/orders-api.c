@@ -230,6 +230,8 @@ insert_done (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   bs_metric_inc (ctx->api->created, NULL, 1);
+  if (ctx->api->relay != NULL)
+    orders_relay_kick (ctx->api->relay); /* its event goes out now, not at the next tick */
   set_location (ctx->request, PQgetvalue (res, 0, 0));
   reply_order (ctx->request, 201, res, 0, 0);
 }
@@ -318,7 +320,17 @@ handle_create (BsRequest *request, gpointer user_data)
   lookup_key (ctx);
 }
 
-/* ---- GET /health ------------------------------------------------------------ */
+/* ---- GET /health ------------------------------------------------------------
+ *
+ * Redis is reported but does not make the service unhealthy: orders are
+ * still accepted while it is away, and their events wait in the outbox. */
+
+static gboolean
+redis_healthy (OrdersApi *api)
+{
+  return api->relay != NULL && api->status != NULL && orders_relay_is_connected (api->relay)
+         && orders_status_is_connected (api->status);
+}
 
 static void
 reply_health (CallContext *ctx)
@@ -336,6 +348,8 @@ reply_health (CallContext *ctx)
   json_builder_add_string_value (builder, ctx->database_healthy ? "healthy" : "unhealthy");
   json_builder_set_member_name (builder, "books");
   json_builder_add_string_value (builder, ctx->books_healthy ? "healthy" : "unhealthy");
+  json_builder_set_member_name (builder, "redis");
+  json_builder_add_string_value (builder, redis_healthy (ctx->api) ? "healthy" : "unhealthy");
   json_builder_end_object (builder);
   json_builder_end_object (builder);
   body = json_builder_get_root (builder);

@@ -2,6 +2,8 @@
 #pragma once
 
 #include "orders-books.h"
+#include "orders-relay.h"
+#include "orders-status.h"
 
 #include "bs-db.h"
 #include "bs-metrics.h"
@@ -15,6 +17,8 @@ typedef struct
   BsDbPool *pool;
   BsMigrator *migrator; /* health is unhealthy until the schema is in place */
   OrdersBooks *books;
+  OrdersRelay *relay;        /* kicked after each new order; Redis shown in /health */
+  OrdersStatus *status;      /* Redis shown in /health */
   BsMetricFamily *created;   /* orders_created_total */
   BsMetricFamily *replays;   /* orders_idempotent_replays_total */
   BsMetricFamily *conflicts; /* orders_idempotency_conflicts_total */

@@ -4,14 +4,20 @@
 
 #include "orders-api.h"
 #include "orders-books.h"
+#include "orders-relay.h"
 #include "orders-resources.h"
+#include "orders-status.h"
 #include "orders-store.h"
 
 #include "bs-config.h"
 #include "bs-db.h"
+#include "bs-error.h"
 #include "bs-migrate.h"
 #include "bs-migrator.h"
 #include "bs-service.h"
+
+#include <string.h>
+#include <unistd.h>
 
 #define SERVICE_NAME "bookstore-orders"
 #define DEFAULT_PORT 8082
@@ -19,6 +25,8 @@
 #define MIGRATION_LOCK_KEY G_GINT64_CONSTANT (0x6f7264657273) /* "orders" */
 #define PURGE_INTERVAL_S (60 * 60)
 #define FIRST_PURGE_POLL_MS 500
+#define OUTBOX_RETENTION_HOURS 72 /* sent events: kept a few days, for operators */
+#define CONSUMER_NAME_MAX 200
 
 struct _OrdersApp
 {
@@ -30,10 +38,14 @@ struct _OrdersApp
   char *dsn;
   guint key_retention_hours;
   guint purge_id;
-  /* for the events issue; validated now so a bad value fails at start */
   char *redis_host;
   guint16 redis_port;
   char *redis_password;
+  guint relay_interval_ms;
+  guint claim_idle_ms;
+  char *consumer_name;
+  OrdersRelay *relay;   /* order events → Redis */
+  OrdersStatus *status; /* status changes ← Redis */
 };
 
 static gboolean
@@ -60,41 +72,121 @@ read_books_options (OrdersBooksOptions *options, char **base_url, GError **error
 static gboolean
 read_redis (OrdersApp *app, GError **error)
 {
-  return bs_config_get_string ("REDIS_HOST", "127.0.0.1", &app->redis_host, error)
-         && bs_config_get_port ("REDIS_PORT", 6379, &app->redis_port, error)
-         && bs_config_get_string ("REDIS_PASSWORD", "", &app->redis_password, error);
+  g_autofree char *default_consumer
+      = g_strdup_printf ("%s-%d", g_get_host_name (), (int) getpid ());
+
+  app->relay_interval_ms = 1000;
+  app->claim_idle_ms = 30000;
+  if (!bs_config_get_string ("REDIS_HOST", "127.0.0.1", &app->redis_host, error)
+      || !bs_config_get_port ("REDIS_PORT", 6379, &app->redis_port, error)
+      || !bs_config_get_string ("REDIS_PASSWORD", "", &app->redis_password, error)
+      || !bs_config_get_uint ("ORDERS_RELAY_INTERVAL_MS", app->relay_interval_ms, 10, 600000,
+                              &app->relay_interval_ms, error)
+      || !bs_config_get_uint ("ORDERS_CLAIM_IDLE_MS", app->claim_idle_ms, 100, 86400000,
+                              &app->claim_idle_ms, error)
+      || !bs_config_get_string ("ORDERS_CONSUMER_NAME", default_consumer, &app->consumer_name,
+                                error))
+    return FALSE;
+  if (strlen (app->consumer_name) > CONSUMER_NAME_MAX)
+    {
+      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG,
+                   "ORDERS_CONSUMER_NAME is invalid: at most %d characters", CONSUMER_NAME_MAX);
+      return FALSE;
+    }
+  for (const char *c = app->consumer_name; *c != '\0'; c++)
+    if (*c < 0x21 || *c > 0x7e)
+      {
+        g_set_error (error, BS_ERROR, BS_ERROR_CONFIG,
+                     "ORDERS_CONSUMER_NAME is invalid: visible ASCII characters only");
+        return FALSE;
+      }
+  return TRUE;
+}
+
+/* The relay and the status consumer, each on its own Redis connection. */
+static void
+create_redis_users (OrdersApp *app)
+{
+  static const char *const connection_label[] = { "connection", NULL };
+  BsMetrics *metrics = bs_service_get_metrics (app->service);
+  BsMetricFamily *connected = bs_metrics_gauge (
+      metrics, "redis_connected", "1 while the Redis connection is up", connection_label);
+  BsRedisOptions redis;
+
+  bs_redis_options_init_default (&redis);
+  redis.host = app->redis_host;
+  redis.port = app->redis_port;
+  redis.password = app->redis_password;
+  app->relay = orders_relay_new (app->pool, &redis, app->relay_interval_ms, metrics, connected);
+  app->status = orders_status_new (app->pool, &redis, app->consumer_name, app->claim_idle_ms,
+                                   metrics, connected);
 }
 
 static void
-purge_done (GObject *source, GAsyncResult *result, gpointer user_data)
+redis_user_stopped (gpointer user_data)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (PGresult) res = bs_db_pool_query_finish (user_data, result, &error);
-
-  if (res == NULL)
-    g_message ("idempotency keys not purged this time: %s", error->message);
-  else if (g_ascii_strtoll (PQgetvalue (res, 0, 0), NULL, 10) > 0)
-    g_message ("purged %s expired idempotency keys", PQgetvalue (res, 0, 0));
+  bs_service_release (user_data);
 }
 
-/* Keys older than the retention go; their orders stay. */
+/* SIGTERM: publish and read no more; what is in flight holds the stop. */
+static void
+stop_redis_users (BsService *service, gpointer user_data)
+{
+  OrdersApp *app = user_data;
+
+  if (orders_relay_stop (app->relay, redis_user_stopped, service))
+    bs_service_hold (service);
+  if (orders_status_stop (app->status, redis_user_stopped, service))
+    bs_service_hold (service);
+}
+
+static void
+report_purge (OrdersApp *app, GAsyncResult *result, const char *what)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PGresult) res = bs_db_pool_query_finish (app->pool, result, &error);
+
+  if (res == NULL)
+    g_message ("%s not purged this time: %s", what, error->message);
+  else if (g_ascii_strtoll (PQgetvalue (res, 0, 0), NULL, 10) > 0)
+    g_message ("purged %s %s", PQgetvalue (res, 0, 0), what);
+}
+
+static void
+keys_purged (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  report_purge (user_data, result, "expired idempotency keys");
+}
+
+static void
+outbox_purged (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  report_purge (user_data, result, "published outbox events");
+}
+
+/* Keys older than the retention go, their orders stay; so do events
+ * published days ago. */
 static gboolean
 purge_keys (gpointer user_data)
 {
   OrdersApp *app = user_data;
-  char hours[16];
+  char hours[16], outbox_hours[16];
 
   if (bs_migrator_is_ready (app->migrator))
     {
       g_snprintf (hours, sizeof hours, "%u", app->key_retention_hours);
       bs_db_pool_query_async (app->pool, ORDERS_SQL_PURGE_KEYS, (const char *const[]){ hours }, 1,
-                              0, NULL, purge_done, app->pool);
+                              0, NULL, keys_purged, app);
+      g_snprintf (outbox_hours, sizeof outbox_hours, "%d", OUTBOX_RETENTION_HOURS);
+      bs_db_pool_query_async (app->pool, ORDERS_SQL_OUTBOX_PURGE,
+                              (const char *const[]){ outbox_hours }, 1, 0, NULL, outbox_purged,
+                              app);
     }
   return G_SOURCE_CONTINUE;
 }
 
-/* Purge once as soon as the schema is ready (keys may have expired while the
- * service was down), then hourly. */
+/* Once the schema is ready: purge (keys may have expired while the service
+ * was down), then hourly; and start publishing and consuming events. */
 static gboolean
 first_purge (gpointer user_data)
 {
@@ -104,6 +196,11 @@ first_purge (gpointer user_data)
     return G_SOURCE_CONTINUE;
   purge_keys (app);
   app->purge_id = g_timeout_add_seconds (PURGE_INTERVAL_S, purge_keys, app);
+  if (!bs_service_is_stopping (app->service))
+    {
+      orders_relay_start (app->relay);
+      orders_status_start (app->status);
+    }
   return G_SOURCE_REMOVE;
 }
 
@@ -139,9 +236,13 @@ orders_app_new (GError **error)
                               bs_service_get_metrics (app->service));
   app->migrator
       = bs_migrator_new (app->pool, app->dsn, SERVICE_NAME, MIGRATIONS_DIR, MIGRATION_LOCK_KEY);
+  create_redis_users (app);
+  bs_service_add_stop_func (app->service, stop_redis_users, app);
   app->api.pool = app->pool;
   app->api.migrator = app->migrator;
   app->api.books = app->books;
+  app->api.relay = app->relay;
+  app->api.status = app->status;
   orders_api_init_metrics (&app->api, bs_service_get_metrics (app->service));
   orders_api_register (&app->api, bs_service_get_router (app->service));
 
@@ -157,6 +258,9 @@ orders_app_free (OrdersApp *app)
   if (app == NULL)
     return;
   g_clear_handle_id (&app->purge_id, g_source_remove);
+  /* before the pool they query and the service whose metrics they count in */
+  g_clear_pointer (&app->relay, orders_relay_free);
+  g_clear_pointer (&app->status, orders_status_free);
   g_clear_pointer (&app->migrator, bs_migrator_free);
   /* the pool and the Books client before the service: failing their calls
    * replies through the service, and counts in the service's metrics */
@@ -166,6 +270,7 @@ orders_app_free (OrdersApp *app)
   g_free (app->dsn);
   g_free (app->redis_host);
   g_free (app->redis_password);
+  g_free (app->consumer_name);
   g_free (app);
 }
 

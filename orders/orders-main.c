@@ -18,6 +18,12 @@ static const char environment_help[]
       "  ORDERS_DB_TIMEOUT_MS             deadline of one database query (default 5000)\n"
       "  IDEMPOTENCY_KEY_RETENTION_HOURS  how long Idempotency-Keys are kept (default 24)\n"
       "  REDIS_HOST, REDIS_PORT, REDIS_PASSWORD  Redis for order events (127.0.0.1:6379)\n"
+      "  ORDERS_RELAY_INTERVAL_MS         how often the outbox is checked for events\n"
+      "                                   to publish (default 1000)\n"
+      "  ORDERS_CONSUMER_NAME             consumer name in the bookstore-orders group\n"
+      "                                   (default <hostname>-<pid>)\n"
+      "  ORDERS_CLAIM_IDLE_MS             status entries pending this long with a dead\n"
+      "                                   consumer are taken over (default 30000)\n"
       "  HTTP_REQUEST_TIMEOUT_MS          deadline to receive a request, and keep-alive\n"
       "                                   idle limit (default 15000)\n";
 

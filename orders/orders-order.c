@@ -94,6 +94,14 @@ orders_order_write_json (BsJsonWriter *writer, const PGresult *result, int row, 
   bs_json_writer_string (writer, COL (7));
   bs_json_writer_member (writer, "created_at");
   bs_json_writer_string (writer, COL (8));
+  if (g_str_equal (COL (7), "failed"))
+    {
+      bs_json_writer_member (writer, "status_reason");
+      if (PQgetisnull (result, row, first_col + 9))
+        bs_json_writer_null (writer);
+      else
+        bs_json_writer_string (writer, COL (9));
+    }
   bs_json_writer_end_object (writer);
 #undef COL
 }

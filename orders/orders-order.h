@@ -33,11 +33,12 @@ gboolean orders_idempotency_key_check (const char *key, GError **error);
 /* The columns every order query selects, in this order. */
 #define ORDERS_ORDER_COLUMNS                                                                       \
   "id, book_id, book_title, book_author, quantity, unit_price::text, total_price::text, "          \
-  "status, " BS_SQL_TIMESTAMP ("created_at")
-#define ORDERS_ORDER_N_COLUMNS 9
+  "status, " BS_SQL_TIMESTAMP ("created_at") ", status_reason"
+#define ORDERS_ORDER_N_COLUMNS 10
 
 /* Write the order in columns @first_col.. of @row as a JSON object, money
- * as exact numbers with two decimals. */
+ * as exact numbers with two decimals; "status_reason" only when the order
+ * failed. */
 void orders_order_write_json (BsJsonWriter *writer, const PGresult *result, int row, int first_col);
 
 G_END_DECLS
