@@ -1,0 +1,31 @@
+/* worker-config.h: the worker's settings, read from the environment. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  char *redis_host;
+  guint16 redis_port;
+  char *redis_password;
+  guint redis_timeout_ms;
+  guint concurrency; /* per queue */
+  char *name;        /* consumer name */
+  guint block_ms;
+  guint claim_idle_ms;
+  guint max_deliveries;
+  char *orders_url;
+  guint http_retries;
+  guint http_timeout_ms;
+  guint step_delay_ms;
+  guint stock_limit;
+  char *notify_recipient;
+} WorkerConfig;
+
+/* BS_ERROR_CONFIG names the variable at fault. */
+gboolean worker_config_load (WorkerConfig *config, GError **error);
+void worker_config_clear (WorkerConfig *config);
+
+G_END_DECLS

@@ -1,0 +1,302 @@
+/* worker-process-order.c: one order.created event → processing, the steps
+ * (inventory check, payment, fulfillment: simulated with timers), then
+ * completed or failed; marked done; a notification when completed.
+ *
+ * Idempotent: an order already marked done (bookstore:orders:done:<id>) is
+ * acknowledged without publishing anything; a redelivery before the mark
+ * publishes the same statuses again, which the orders service ignores. */
+#include "worker-process-order.h"
+
+#include "worker-streams.h"
+
+#include <string.h>
+
+struct _WorkerProcessOrder
+{
+  BsRedis *commands;
+  guint step_delay_ms;
+  guint stock_limit;
+  char *recipient;
+};
+
+typedef enum
+{
+  STEP_INVENTORY,
+  STEP_PAYMENT,
+  STEP_FULFILMENT,
+  N_STEPS,
+} Step;
+
+static const char *const step_names[N_STEPS] = { "inventory check", "payment", "fulfillment" };
+
+typedef struct
+{
+  WorkerProcessOrder *self;
+  WorkerJob *job; /* the handler's reference, handed to its completion */
+  char order_id[24];
+  guint64 quantity;
+  Step step;
+  const char *status; /* final: "completed" or "failed" */
+  char *reason;       /* with "failed" */
+} Run;
+
+static void run_step (Run *run);
+
+static void
+run_free (Run *run)
+{
+  g_warn_if_fail (run->job == NULL); /* every path hands the job to a completion */
+  g_free (run->reason);
+  g_free (run);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Run, run_free)
+
+WorkerProcessOrder *
+worker_process_order_new (BsRedis *commands, const WorkerConfig *config)
+{
+  WorkerProcessOrder *self = g_new0 (WorkerProcessOrder, 1);
+
+  self->commands = commands;
+  self->step_delay_ms = config->step_delay_ms;
+  self->stock_limit = config->stock_limit;
+  self->recipient = g_strdup (config->notify_recipient);
+  return self;
+}
+
+void
+worker_process_order_free (WorkerProcessOrder *self)
+{
+  if (self == NULL)
+    return;
+  g_free (self->recipient);
+  g_free (self);
+}
+
+/* A record with ORDER_ID (and STEP) for journalctl ORDER_ID=... */
+static void log_order (GLogLevelFlags level, Run *run, const char *step, const char *format, ...)
+    G_GNUC_PRINTF (4, 5);
+
+static void
+log_order (GLogLevelFlags level, Run *run, const char *step, const char *format, ...)
+{
+  va_list args;
+  g_autofree char *message = NULL;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  {
+    const GLogField fields[] = {
+      { "PRIORITY", level & G_LOG_LEVEL_WARNING ? "4" : "6", -1 },
+      { "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
+      { "QUEUE", WORKER_QUEUE_PROCESS_ORDER, -1 },
+      { "JOB_ID", worker_job_get_id (run->job), -1 },
+      { "ORDER_ID", run->order_id, -1 },
+      { "STEP", step != NULL ? step : "-", -1 },
+      { "MESSAGE", message, -1 },
+    };
+    g_log_structured_array (level, fields, G_N_ELEMENTS (fields));
+  }
+}
+
+/* Fail the job on a Redis error (retried later); TRUE when it failed. */
+static gboolean
+failed_on (Run *run, const char *what, const GError *error)
+{
+  g_autofree char *reason = NULL;
+
+  if (error == NULL)
+    return FALSE;
+  reason = g_strdup_printf ("%s for order %s: %s", what, run->order_id, error->message);
+  worker_job_fail (g_steal_pointer (&run->job), worker_failure_class_for_redis (error), reason);
+  run_free (run);
+  return TRUE;
+}
+
+/* ---- the end: notification, acknowledgement ------------------------------------ */
+
+static void
+notification_sent (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
+{
+  Run *run = user_data;
+
+  if (failed_on (run, "publishing the notification", error))
+    return;
+  worker_job_complete (g_steal_pointer (&run->job));
+  run_free (run);
+}
+
+static void
+marked_done (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
+{
+  Run *run = user_data;
+
+  if (failed_on (run, "marking the order done", error))
+    return;
+  if (g_str_equal (run->status, "completed"))
+    {
+      bs_redis_command (run->self->commands, 0, notification_sent, run, "XADD",
+                        WORKER_STREAM_NOTIFICATIONS, "*", "type", "order.completed", "order_id",
+                        run->order_id, "recipient", run->self->recipient, NULL);
+      return;
+    }
+  worker_job_complete (g_steal_pointer (&run->job));
+  run_free (run);
+}
+
+static void
+final_status_published (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
+{
+  Run *run = user_data;
+  g_autofree char *key = NULL;
+
+  if (failed_on (run, "publishing the status", error))
+    return;
+  log_order (G_LOG_LEVEL_INFO, run, NULL, "order %s %s", run->order_id, run->status);
+  key = g_strconcat (WORKER_DONE_KEY_PREFIX, run->order_id, NULL);
+  bs_redis_command (run->self->commands, 0, marked_done, run, "SET", key, run->status, "EX",
+                    WORKER_DONE_TTL_S, NULL);
+}
+
+static void
+publish_status (Run *run, const char *status, const char *reason, BsRedisReplyFunc done)
+{
+  const char *argv[] = { "XADD",
+                         WORKER_STREAM_ORDER_STATUS,
+                         "*",
+                         "order_id",
+                         run->order_id,
+                         "status",
+                         status,
+                         "event_id",
+                         worker_job_get_id (run->job),
+                         "worker",
+                         worker_job_get_consumer (run->job),
+                         "reason",
+                         reason };
+
+  bs_redis_command_argv (run->self->commands, 0, reason != NULL ? 13 : 11, argv, NULL, done, run);
+}
+
+static void
+finish (Run *run, const char *status)
+{
+  run->status = status;
+  publish_status (run, status, run->reason, final_status_published);
+}
+
+/* ---- the steps ----------------------------------------------------------------- */
+
+static gboolean
+step_due (gpointer user_data)
+{
+  Run *run = user_data;
+
+  if (g_cancellable_is_cancelled (worker_job_get_cancellable (run->job)))
+    {
+      worker_job_fail (g_steal_pointer (&run->job), WORKER_FAILURE_OTHER, "worker stopped");
+      run_free (run);
+      return G_SOURCE_REMOVE;
+    }
+  log_order (G_LOG_LEVEL_INFO, run, step_names[run->step], "order %s: %s done", run->order_id,
+             step_names[run->step]);
+  if (run->step == STEP_INVENTORY && run->quantity > run->self->stock_limit)
+    {
+      run->reason = g_strdup_printf ("insufficient stock: %" G_GUINT64_FORMAT
+                                     " requested, at most %u available",
+                                     run->quantity, run->self->stock_limit);
+      log_order (G_LOG_LEVEL_MESSAGE, run, step_names[run->step], "order %s failed: %s",
+                 run->order_id, run->reason);
+      finish (run, "failed");
+      return G_SOURCE_REMOVE;
+    }
+  run->step++;
+  if (run->step == N_STEPS)
+    finish (run, "completed");
+  else
+    run_step (run);
+  return G_SOURCE_REMOVE;
+}
+
+/* Each step takes WORKER_STEP_DELAY_MS on a timer: never a sleep. */
+static void
+run_step (Run *run)
+{
+  g_timeout_add (run->self->step_delay_ms, step_due, run);
+}
+
+static void
+processing_published (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
+{
+  Run *run = user_data;
+
+  if (failed_on (run, "publishing the status", error))
+    return;
+  run->step = STEP_INVENTORY;
+  run_step (run);
+}
+
+static void
+done_checked (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
+{
+  Run *run = user_data;
+  const char *done;
+
+  if (failed_on (run, "checking whether the order is done", error))
+    return;
+  done = bs_redis_reply_str (reply);
+  if (done != NULL)
+    {
+      g_autofree char *why = g_strdup_printf ("order %s already %s", run->order_id, done);
+
+      worker_job_skip (g_steal_pointer (&run->job), why);
+      run_free (run);
+      return;
+    }
+  log_order (G_LOG_LEVEL_INFO, run, NULL, "processing order %s (quantity %" G_GUINT64_FORMAT ")",
+             run->order_id, run->quantity);
+  publish_status (run, "processing", NULL, processing_published);
+}
+
+/* ---- the event ----------------------------------------------------------------- */
+
+static gboolean
+parse_positive (const char *value, guint64 *out)
+{
+  return value != NULL && g_ascii_string_to_unsigned (value, 10, 1, G_MAXINT64, out, NULL);
+}
+
+void
+worker_process_order_handle (WorkerJob *job, gpointer user_data)
+{
+  g_autoptr (Run) run = g_new0 (Run, 1);
+  const char *type = worker_job_get_field (job, "type");
+  const char *order_id = worker_job_get_field (job, "order_id");
+  guint64 id = 0;
+
+  run->self = user_data;
+  run->job = job;
+  if (type != NULL && !g_str_equal (type, "order.created"))
+    {
+      g_autofree char *why = g_strdup_printf ("not an order.created event: %s", type);
+
+      worker_job_skip (g_steal_pointer (&run->job), why);
+      return;
+    }
+  if (type == NULL || !parse_positive (order_id, &id)
+      || !parse_positive (worker_job_get_field (job, "quantity"), &run->quantity))
+    {
+      worker_job_fail (g_steal_pointer (&run->job), WORKER_FAILURE_OTHER,
+                       "malformed event: type missing, or order_id or quantity missing or not a "
+                       "positive integer");
+      return;
+    }
+  g_snprintf (run->order_id, sizeof run->order_id, "%" G_GUINT64_FORMAT, id);
+  {
+    g_autofree char *key = g_strconcat (WORKER_DONE_KEY_PREFIX, run->order_id, NULL);
+    Run *owned = g_steal_pointer (&run);
+
+    bs_redis_command (owned->self->commands, 0, done_checked, owned, "GET", key, NULL);
+  }
+}

@@ -1,0 +1,74 @@
+/* worker-queue-private.h: what worker-queue.c (reading, jobs) shares with
+ * worker-queue-claim.c (retries, dead letters, stream statistics). */
+#pragma once
+
+#include "worker-queue.h"
+
+G_BEGIN_DECLS
+
+struct _WorkerQueue
+{
+  gint ref_count; /* one per command in flight, one per job, one for the owner */
+  gboolean disposed;
+
+  char *stream;
+  char *dead_stream;
+  char *name; /* the queue label */
+  char *consumer;
+  char *reader_name; /* the reader connection, in logs and redis_connected */
+  guint concurrency;
+  guint block_ms;
+  guint claim_idle_ms;
+  guint max_deliveries;
+  const char *labels[2]; /* { name, NULL } for the metrics */
+
+  BsRedis *reader;   /* owned; XGROUP CREATE and XREADGROUP only */
+  BsRedis *commands; /* shared */
+  BsService *service;
+  WorkerMetrics *metrics;
+  WorkerJobHandler handler;
+  WorkerDeadHandler dead_handler;
+  gpointer user_data;
+
+  gboolean started;
+  gboolean stopping;
+  gboolean group_ready; /* created (or found) on the current reader connection */
+  gboolean creating_group;
+  gboolean reading;
+  gboolean read_held;         /* a stop holds the service until the read answers */
+  long long reader_client_id; /* CLIENT ID of the reader connection; 0 unknown */
+  guint read_count;           /* COUNT of the read in flight: slots it may fill */
+  guint claim_reserved;       /* slots an XCLAIM in flight may fill */
+  guint retry_id;             /* after an unexpected error: try again later */
+  guint claim_id;
+  gboolean claiming;
+  gboolean claim_first; /* stale entries wait for the slots of the read in flight */
+  guint stats_id;
+  gboolean stats_busy;
+
+  GHashTable *jobs;    /* entry id → WorkerJob, in flight */
+  GHashTable *reasons; /* entry id → last failure reason, bounded */
+};
+
+WorkerQueue *worker_queue_ref (WorkerQueue *queue);
+void worker_queue_unref (WorkerQueue *queue);
+
+/* Slots neither used by a job nor promised to a read or claim in flight. */
+guint worker_queue_free_slots (WorkerQueue *queue);
+/* Start a job for an entry read or claimed; takes @id and @fields. */
+void worker_queue_start_job (WorkerQueue *queue, char *id, GHashTable *fields, guint deliveries);
+/* Read again if there is room. */
+void worker_queue_read_more (WorkerQueue *queue);
+
+/* worker-queue-claim.c: timers for the claimer and the statistics. */
+void worker_queue_claim_start (WorkerQueue *queue);
+void worker_queue_claim_stop (WorkerQueue *queue);
+void worker_queue_refresh_stats (WorkerQueue *queue);
+/* XPENDING + XCLAIM now, unless a claim is already running. */
+void worker_queue_claim_now (WorkerQueue *queue);
+
+/* A structured log record with QUEUE and JOB_ID (may be NULL) fields. */
+void worker_queue_log (WorkerQueue *queue, GLogLevelFlags level, const char *job_id,
+                       const char *format, ...) G_GNUC_PRINTF (4, 5);
+
+G_END_DECLS
