@@ -7,12 +7,17 @@
 # changes), boots it under systemd-nspawn with --volatile=overlay (the cached root
 # is never changed) and --private-network, installs the packages with apt and
 # checks what an operator relies on: units active and enabled, databases with
-# least-privilege roles, the seed's curl workflow, structured journal fields,
-# stop/start of bookstore.target, restarts after SIGKILL and after a watchdog
-# timeout, PostgreSQL restarted under the services, socket activation, upgrade in
-# place, remove and purge. Every check prints "ok" or "FAIL"; the exit status is
-# non-zero when any check failed. See /work/shared/recipes/booted-container.md for
-# why the container is driven the way it is.
+# least-privilege roles, the seed's curl workflow with the worker taking an order
+# to "completed" and sending its notification, bookstore-enqueue, a second worker
+# from the bookstore-worker@ template, structured journal fields, stop/start of
+# bookstore.target, restarts after SIGKILL and after a watchdog timeout,
+# PostgreSQL and Redis restarted under the services, socket activation, upgrades
+# (from an older build, and the same version again), remove and purge. The
+# packages are first installed as an "older build": a copy of the same .debs
+# re-versioned to $OLD_VERSION (tests/packaging/reversion-debs.sh), upgraded
+# later to the real ones. Every check prints "ok" or "FAIL"; the exit status is
+# non-zero when any check failed. See /work/shared/recipes/booted-container.md
+# for why the container is driven the way it is.
 #
 #   tests/system/run.sh
 #
@@ -23,8 +28,7 @@
 #                         override the mirrors found in the host's apt sources
 #   KEEP_LOGS=1           keep the log directory (always kept when a check failed)
 #
-# Needs root (debootstrap, systemd-nspawn, nsenter). Not covered yet: the worker
-# service and an order reaching "completed" (the worker issue).
+# Needs root (debootstrap, systemd-nspawn, nsenter).
 #
 # Scripts run inside the container (and format strings) are single-quoted on purpose:
 # shellcheck disable=SC2016
@@ -35,12 +39,18 @@ CACHE=${BOOKSTORE_ROOT_CACHE:-/var/cache/bookstore/test-root-bookworm}
 SUITE=bookworm
 DEBOOTSTRAP_INCLUDE=systemd,systemd-sysv,dbus,libpam-systemd
 ROOT_PACKAGES=(postgresql redis-server curl jq ca-certificates)
-ROOT_RECIPE=2 # bump when the way the root is prepared changes
+ROOT_RECIPE=3 # bump when the way the root is prepared changes (3: for the worker)
 HOST_TOOLS=(debootstrap:debootstrap systemd-nspawn:systemd-container dh:debhelper
   lintian:lintian dpkg-buildpackage:dpkg-dev jq:jq nsenter:util-linux pgrep:procps)
 IN_DEBS=/srv/bookstore-debs # where the container sees the .debs
+IN_OLD_DEBS=/srv/bookstore-debs-old # and the "older build"
+OLD_VERSION=0.0.9
+PACKAGES=(bookstore-common bookstore-books bookstore-orders bookstore-worker)
+SERVICES=(bookstore-books bookstore-orders bookstore-worker)
 BOOKS=http://127.0.0.1:8001
 ORDERS=http://127.0.0.1:8082
+WORKER=http://127.0.0.1:9100
+WORKER2_PORT=9102 # bookstore-worker@2's metrics port
 
 export LANG=C.UTF-8 LC_ALL=C.UTF-8
 
@@ -166,10 +176,12 @@ header() { grep -i "^$1:" <<<"$HTTP_HEADERS" | head -n 1 | cut -d ' ' -f 2- || t
 json_is() { jq -e "$1" <<<"$HTTP_BODY" >/dev/null 2>&1; }
 show_http() { printf 'HTTP %s\n%s\n\n%s' "$HTTP_STATUS" "$HTTP_HEADERS" "$HTTP_BODY"; }
 
-healthy() { # healthy books|orders: /health answers 200 with the README's JSON
+healthy() { # healthy books|orders|worker [URL]: /health answers 200 with the README's JSON
   local url=$BOOKS want='{"services":{"database":"healthy"},"status":"healthy"}'
   if [[ $1 == orders ]]; then
-    url=$ORDERS want='{"services":{"books":"healthy","database":"healthy"},"status":"healthy"}'
+    url=$ORDERS want='{"services":{"books":"healthy","database":"healthy","redis":"healthy"},"status":"healthy"}'
+  elif [[ $1 == worker ]]; then
+    url=${2:-$WORKER} want='{"checks":{"redis":"healthy"},"status":"healthy"}'
   fi
   http GET "$url/health"
   [[ $HTTP_STATUS == 200 && $(jq -cS . <<<"$HTTP_BODY" 2>/dev/null) == "$want" ]]
@@ -319,13 +331,24 @@ else
   ok "built; lintian passed (--fail-on error,warning)"
 fi
 deb_files=()
-for p in bookstore-common bookstore-books bookstore-orders; do
+for p in "${PACKAGES[@]}"; do
   f=("$DEBS/${p}"_*.deb)
   [[ ${#f[@]} -eq 1 && -f ${f[0]} ]] || die "expected one ${p}_*.deb in $DEBS, found: ${f[*]}"
   deb_files+=("${f[0]}")
   info "$(dpkg-deb -f "${f[0]}" Package Version | paste -sd ' ') (${f[0]##*/})"
 done
 in_debs=("${deb_files[@]/#"$DEBS"/$IN_DEBS}")
+VERSION=$(dpkg-deb -f "${deb_files[0]}" Version)
+
+# the "older build" to upgrade from: the same packages under an older version
+dpkg --compare-versions "$OLD_VERSION" lt "$VERSION" || die "the packages' version $VERSION is not above $OLD_VERSION"
+OLD_DEBS=$WORK/old-debs
+bounded 120 "$ROOT_DIR/tests/packaging/reversion-debs.sh" "$OLD_VERSION" "$OLD_DEBS" "${deb_files[@]}" \
+  >"$LOGS/reversion-debs.log" 2>&1 || { cat "$LOGS/reversion-debs.log"; die "re-versioning the .debs failed"; }
+old_deb_files=()
+for p in "${PACKAGES[@]}"; do old_deb_files+=("$OLD_DEBS/${p}_${OLD_VERSION}_"*.deb); done
+in_old_debs=("${old_deb_files[@]/#"$OLD_DEBS"/$IN_OLD_DEBS}")
+ok "an older build to upgrade from: the same .debs as version $OLD_VERSION (tests/packaging/reversion-debs.sh)"
 
 # the root has no network once booted: the packages' run-time dependencies go
 # into it beforehand (first alternative, no versions, not our own packages)
@@ -417,7 +440,7 @@ info "packages: ${packages[*]}"
 section "boot"
 MACHINE=bookstore-test-$$
 setsid systemd-nspawn -D "$CACHE" -M "$MACHINE" --register=no --keep-unit \
-  --volatile=overlay --private-network --bind-ro="$DEBS:$IN_DEBS" \
+  --volatile=overlay --private-network --bind-ro="$DEBS:$IN_DEBS" --bind-ro="$OLD_DEBS:$IN_OLD_DEBS" \
   --console=passive -b >"$LOGS/console.log" 2>&1 </dev/null &
 NSPAWN_PID=$!
 deadline=$((SECONDS + 30))
@@ -443,11 +466,11 @@ done
 
 # --- install ---------------------------------------------------------------------------
 
-section "install"
+section "install (the older build, $OLD_VERSION)"
 t=$SECONDS
-if CIN_TIMEOUT=300 cin DEBIAN_FRONTEND=noninteractive apt-get install -y "${in_debs[@]}" \
+if CIN_TIMEOUT=300 cin DEBIAN_FRONTEND=noninteractive apt-get install -y "${in_old_debs[@]}" \
   >"$LOGS/apt-install.log" 2>&1; then
-  ok "apt-get install -y ${in_debs[*]##*/} ($((SECONDS - t)) s)"
+  ok "apt-get install -y ${in_old_debs[*]##*/} ($((SECONDS - t)) s)"
   # deb-systemd-invoke waits for the start jobs: a slow one holds apt
   ((SECONDS - t < 60)) || fail "" "apt-get install took under 60 s" "$((SECONDS - t)) s"
 else
@@ -462,7 +485,7 @@ fi
 grep -E '^bookstore: ' "$LOGS/apt-install.log" | sed 's/^/  ..    postinst: /' || true
 
 section "units after install"
-for svc in bookstore-books bookstore-orders; do
+for svc in "${SERVICES[@]}"; do
   wait_until 30 cin systemctl is-active --quiet "$svc" || true
   expect_eq "$svc" "$svc is-active" active "$(cin systemctl is-active "$svc" || true)"
   expect_eq "$svc" "$svc is-enabled" enabled "$(cin systemctl is-enabled "$svc" || true)"
@@ -484,11 +507,17 @@ done
 failed=$(cin systemctl list-units --failed --no-legend --plain 'bookstore*' || true)
 if [[ -z $failed ]]; then ok "no failed bookstore units"; else fail "" "failed bookstore units" "$failed"; fi
 expect_eq "" "system users and group" \
-  "bookstore-books:bookstore bookstore-orders:bookstore" \
-  "$(csh 'for u in bookstore-books bookstore-orders; do printf "%s:%s " "$u" "$(id -gn "$u")"; done' | sed 's/ $//')"
+  "bookstore-books:bookstore bookstore-orders:bookstore bookstore-worker:bookstore" \
+  "$(csh 'for u in "$@"; do printf "%s:%s " "$u" "$(id -gn "$u")"; done' "${SERVICES[@]}" | sed 's/ $//')"
 expect_eq "" "/etc/bookstore 0750 root:bookstore, env files 0640 root:bookstore" \
-  "750 root:bookstore|640 root:bookstore|640 root:bookstore" \
-  "$(cin stat -c '%a %U:%G' /etc/bookstore /etc/bookstore/books.env /etc/bookstore/orders.env | paste -sd '|')"
+  "750 root:bookstore|640 root:bookstore|640 root:bookstore|640 root:bookstore" \
+  "$(cin stat -c '%a %U:%G' /etc/bookstore /etc/bookstore/{books,orders,worker}.env | paste -sd '|')"
+expect_eq bookstore-worker "bookstore-worker@.service is installed, no instance runs by default" \
+  "bookstore-worker@.service disabled|" \
+  "$(cin systemctl list-unit-files --no-legend --plain 'bookstore-worker@*' | awk '{ print $1, $2 }')|$(
+    cin systemctl list-units --no-legend --plain 'bookstore-worker@*' || true)"
+if wait_until 15 healthy worker; then ok "GET :9100/health → 200 $HTTP_BODY"
+else fail bookstore-worker "worker /health is 200 with Redis healthy" "$(show_http)"; fi
 
 # --- databases -------------------------------------------------------------------------------
 
@@ -580,7 +609,96 @@ if [[ $HTTP_STATUS == 200 ]] && json_is "map(.id) | index($ORDER_ID) != null"; t
 else
   fail bookstore-orders "GET :8082/v1/orders lists the order" "$(show_http)"
 fi
-info "not checked: an order reaching \"completed\" (needs bookstore-worker, a later issue)"
+
+# --- the worker ----------------------------------------------------------------------------------
+
+section "worker: completed order, notification, enqueue"
+order_completed() { # order_completed ID: GET /v1/orders/ID says "completed"
+  http GET "$ORDERS/v1/orders/$1"
+  [[ $HTTP_STATUS == 200 ]] && json_is '.status == "completed"'
+}
+# notified UNIT ORDER_ID: the journal entry of the order's notification, as JSON
+notified() {
+  cin journalctl -u "$1" -o json --no-pager NOTIFICATION_TYPE=order.completed "ORDER_ID=$2" |
+    jq -ce 'select(.NOTIFICATION_TYPE == "order.completed" and .RECIPIENT != null)' | head -n 1 | grep .
+}
+if wait_until 30 order_completed "$ORDER_ID"; then
+  ok "order $ORDER_ID reached \"completed\" (GET :8082/v1/orders/$ORDER_ID polled)"
+else
+  fail bookstore-worker "order $ORDER_ID reaches \"completed\" within 30 s" "$(show_http)"
+fi
+if wait_until 15 notified bookstore-worker "$ORDER_ID"; then
+  ok "journalctl -u bookstore-worker: $(notified bookstore-worker "$ORDER_ID" |
+    jq -c '{NOTIFICATION_TYPE, ORDER_ID, RECIPIENT, QUEUE, MESSAGE}')"
+else
+  fail bookstore-worker "journalctl -u bookstore-worker has the notification of order $ORDER_ID (NOTIFICATION_TYPE)" \
+    "$(cin journalctl -u bookstore-worker -o json -n 10 --no-pager 2>&1 | jq -c '{MESSAGE, NOTIFICATION_TYPE, ORDER_ID}' 2>&1)"
+fi
+out=$(CIN_TIMEOUT=45 cin bookstore-enqueue --book-id "$BOOK_ID" --quantity 1 --wait 30 2>&1) && rc=0 || rc=$?
+result=$(tail -n 1 <<<"$out")
+ENQUEUED_ID=$(jq -r 'select(.outcome == "created") | .order_id // empty' <<<"$result" 2>/dev/null || true)
+if ((rc == 0)) && [[ $ENQUEUED_ID =~ ^[0-9]+$ ]]; then
+  ok "bookstore-enqueue --book-id $BOOK_ID --quantity 1 --wait 30: exit 0, $(jq -c '{outcome, order_id, http_status}' <<<"$result")"
+  http GET "$ORDERS/v1/orders/$ENQUEUED_ID"
+  if [[ $HTTP_STATUS == 200 ]] && json_is ".book_id == $BOOK_ID and .quantity == 1"; then
+    ok "GET :8082/v1/orders/$ENQUEUED_ID: the enqueued order"
+  else
+    fail bookstore-orders "the enqueued order $ENQUEUED_ID exists" "$(show_http)"
+  fi
+  if wait_until 30 order_completed "$ENQUEUED_ID"; then ok "order $ENQUEUED_ID reached \"completed\" too"
+  else fail bookstore-worker "order $ENQUEUED_ID reaches \"completed\"" "$(show_http)"; fi
+else
+  fail bookstore-worker "bookstore-enqueue --wait 30 exits 0 with an order created" "exit $rc: $out"
+fi
+out=$(CIN_TIMEOUT=20 cin bookstore-enqueue --book-id 0 --quantity 1 2>&1) && rc=0 || rc=$?
+expect_eq "" "bookstore-enqueue --book-id 0: usage error, exit 64" 64 "$rc"
+
+section "a second worker: bookstore-worker@2"
+HOST=$(cin hostname)
+out=$(CIN_TIMEOUT=30 cin systemctl start bookstore-worker@3 2>&1) && rc=0 || rc=$?
+if ((rc != 0)) && [[ $out == *'Assertion failed'* && $(prop bookstore-worker@3 AssertResult) == no ]]; then
+  ok "without /etc/bookstore/worker-3.env, systemctl start bookstore-worker@3 fails (AssertPathExists): $out"
+else
+  fail bookstore-worker@3 "bookstore-worker@3 without its env file fails on AssertPathExists" \
+    "exit $rc: $out"$'\n'"$(cin systemctl status --no-pager bookstore-worker@3 2>&1)"
+fi
+cin systemctl reset-failed bookstore-worker@3 >/dev/null 2>&1 || true
+check bookstore-worker@2 "/etc/bookstore/worker-2.env with WORKER_METRICS_PORT=$WORKER2_PORT; systemctl enable --now bookstore-worker@2" \
+  csh 'printf "WORKER_METRICS_PORT=%s\n" "$1" >/etc/bookstore/worker-2.env && systemctl enable --now bookstore-worker@2' \
+  "$WORKER2_PORT"
+wait_until 30 cin systemctl is-active --quiet bookstore-worker@2 || true
+expect_eq bookstore-worker@2 "bookstore-worker@2 active and enabled" "active enabled" \
+  "$(cin systemctl is-active bookstore-worker@2 || true) $(cin systemctl is-enabled bookstore-worker@2 || true)"
+expect_eq bookstore-worker@2 "bookstore-worker@2 Result=success NRestarts=0, runs as bookstore-worker" \
+  "success 0 bookstore-worker" \
+  "$(prop bookstore-worker@2 Result) $(prop bookstore-worker@2 NRestarts) $(cin stat -c %U "/proc/$(prop bookstore-worker@2 MainPID)" 2>&1 || true)"
+if wait_until 15 healthy worker "http://127.0.0.1:$WORKER2_PORT"; then ok "GET :$WORKER2_PORT/health → 200"
+else fail bookstore-worker@2 "bookstore-worker@2 /health on :$WORKER2_PORT" "$(show_http)"; fi
+expect_eq bookstore-worker@2 "its consumer name: WORKER_NAME=%H-%i, here $HOST-2" "WORKER_NAME=$HOST-2" \
+  "$(prop bookstore-worker@2 Environment | tr ' ' '\n' | grep '^WORKER_NAME=' || true)"
+MAIN_CONSUMER=$HOST-$(prop bookstore-worker MainPID)
+check bookstore-worker "systemctl stop bookstore-worker (bookstore-worker@2 alone)" cin systemctl stop bookstore-worker
+if create_order "$BOOK_ID"; then
+  id=$(jq -r .id <<<"$HTTP_BODY")
+  if wait_until 30 order_completed "$id" && wait_until 15 notified bookstore-worker@2 "$id"; then
+    ok "order $id completed and notified by bookstore-worker@2"
+  else
+    fail bookstore-worker@2 "order $id completed and notified by bookstore-worker@2" "$(show_http)"
+  fi
+else
+  fail bookstore-orders "POST /v1/orders → 201" "$(show_http)"
+fi
+check bookstore-worker "systemctl start bookstore-worker" cin systemctl start bookstore-worker
+# Redis creates a consumer the first time it hands it an entry: both have by now
+consumers() { # the consumer names of the group on bookstore:orders:events
+  cin redis-cli --raw XINFO CONSUMERS bookstore:orders:events bookstore-workers |
+    awk 'prev == "name" { print } { prev = $0 }' | sort | paste -sd ' '
+}
+if wait_until 10 eval '[[ " $(consumers) " == *" $HOST-2 "* && " $(consumers) " == *" $MAIN_CONSUMER "* ]]'; then
+  ok "redis-cli XINFO CONSUMERS bookstore:orders:events bookstore-workers: $(consumers)"
+else
+  fail bookstore-worker@2 "the group has both consumers, $MAIN_CONSUMER and $HOST-2" "$(consumers)"
+fi
 
 # --- the journal -------------------------------------------------------------------------------
 
@@ -617,15 +735,23 @@ fi
 # --- stop and start --------------------------------------------------------------------------
 
 section "systemctl stop/start bookstore.target"
+# the target's own stop job ends first (it is ordered after the services it
+# wants), so systemctl returns while the services still stop: wait for them too
 t=$(date +%s%N)
-if CIN_TIMEOUT=60 cin systemctl stop bookstore.target; then rc=0; else rc=$?; fi
+if CIN_TIMEOUT=60 cin systemctl stop bookstore.target &&
+  CIN_TIMEOUT=15 csh 'until [ "$(systemctl show -P ActiveState "$@" | grep -v "^$" | sort -u)" = inactive ]; do sleep 0.02; done' \
+    "${SERVICES[@]}" bookstore-worker@2; then
+  rc=0
+else
+  rc=$?
+fi
 stop_ms=$((($(date +%s%N) - t) / 1000000))
 if ((rc == 0 && stop_ms < 10000)); then
-  ok "systemctl stop bookstore.target: ${stop_ms} ms"
+  ok "systemctl stop bookstore.target: every service inactive after ${stop_ms} ms"
 else
-  fail "" "systemctl stop bookstore.target within 10 s" "exit $rc after ${stop_ms} ms"
+  fail "" "systemctl stop bookstore.target stops every service within 10 s" "exit $rc after ${stop_ms} ms"
 fi
-for svc in bookstore-books bookstore-orders; do
+for svc in "${SERVICES[@]}" bookstore-worker@2; do
   expect_eq "$svc" "$svc stopped cleanly (ActiveState Result ExecMainCode ExecMainStatus)" \
     "inactive success 1 0" \
     "$(prop "$svc" ActiveState) $(prop "$svc" Result) $(prop "$svc" ExecMainCode) $(prop "$svc" ExecMainStatus)"
@@ -633,11 +759,15 @@ done
 t=$(date +%s%N)
 check "" "systemctl start bookstore.target" cin systemctl start bookstore.target
 start_ms=$((($(date +%s%N) - t) / 1000000))
-for svc in bookstore-books bookstore-orders; do
+for svc in "${SERVICES[@]}" bookstore-worker@2; do
   expect_eq "$svc" "$svc active again (start took ${start_ms} ms)" active "$(cin systemctl is-active "$svc" || true)"
 done
-if wait_until 15 healthy orders && healthy books; then ok "both healthy again"
-else fail bookstore-orders "both healthy after start" "$(show_http)"; fi
+if wait_until 15 healthy orders && healthy books && wait_until 15 healthy worker &&
+  wait_until 15 healthy worker "http://127.0.0.1:$WORKER2_PORT"; then
+  ok "all healthy again"
+else
+  fail bookstore-orders "all healthy after start" "$(show_http)"
+fi
 
 # --- crashes ---------------------------------------------------------------------------------
 
@@ -660,6 +790,21 @@ fi
 if wait_until 15 create_order "$BOOK_ID"; then ok "serving again: POST /v1/orders → 201"
 else fail bookstore-orders "serving after the restart" "$(show_http)"; fi
 cin systemctl reset-failed bookstore-orders || true
+
+section "SIGKILL: systemd restarts bookstore-worker"
+before=$(prop bookstore-worker NRestarts) pid=$(prop bookstore-worker MainPID)
+check bookstore-worker "systemctl kill -s KILL bookstore-worker (pid $pid)" \
+  cin systemctl kill -s KILL bookstore-worker
+t=$SECONDS
+if wait_until 20 restarted bookstore-worker "$before" "$pid"; then
+  ok "restarted in ≤ $((SECONDS - t)) s: NRestarts $before → $(prop bookstore-worker NRestarts), pid $(prop bookstore-worker MainPID)"
+else
+  fail bookstore-worker "bookstore-worker restarted after SIGKILL" \
+    "NRestarts $(prop bookstore-worker NRestarts), $(cin systemctl is-active bookstore-worker || true)"
+fi
+if wait_until 15 healthy worker; then ok "bookstore-worker healthy again"
+else fail bookstore-worker "bookstore-worker healthy after the restart" "$(show_http)"; fi
+cin systemctl reset-failed bookstore-worker || true
 
 section "SIGSTOP: the watchdog restarts bookstore-books"
 before=$(prop bookstore-books NRestarts) pid=$(prop bookstore-books MainPID)
@@ -699,6 +844,32 @@ else fail bookstore-orders "both healthy after the PostgreSQL restart" "$(show_h
 expect_eq "" "the services reconnected without being restarted (NRestarts books orders)" \
   "$books_restarts $orders_restarts" "$(prop bookstore-books NRestarts) $(prop bookstore-orders NRestarts)"
 
+# --- Redis restarted under the services ---------------------------------------------------------
+
+section "systemctl restart redis-server under the services"
+restarts() { for u in bookstore-orders bookstore-worker bookstore-worker@2; do prop "$u" NRestarts; done | paste -sd ' '; }
+restarts_before=$(restarts)
+t=$SECONDS
+check redis-server "systemctl restart redis-server" cin systemctl restart redis-server
+if wait_until 30 create_order "$BOOK_ID"; then
+  id=$(jq -r .id <<<"$HTTP_BODY")
+  if wait_until 60 order_completed "$id"; then
+    ok "an order created after the restart (order $id) reached \"completed\" $((SECONDS - t)) s after the restart began"
+  else
+    fail bookstore-worker "order $id reaches \"completed\" after the Redis restart" "$(show_http)"
+  fi
+else
+  fail bookstore-orders "orders can be created after the Redis restart" "$(show_http)"
+fi
+if wait_until 30 healthy orders && wait_until 30 healthy worker &&
+  wait_until 30 healthy worker "http://127.0.0.1:$WORKER2_PORT"; then
+  ok "orders and both workers report Redis healthy"
+else
+  fail bookstore-worker "Redis healthy again everywhere" "$(show_http)"
+fi
+expect_eq "" "they reconnected without being restarted (NRestarts orders worker worker@2)" \
+  "$restarts_before" "$(restarts)"
+
 # --- socket activation --------------------------------------------------------------------------
 
 section "socket activation"
@@ -732,57 +903,85 @@ socket_activates bookstore-orders "$ORDERS" /v1/orders
 if wait_until 15 healthy books && wait_until 15 healthy orders; then ok "both healthy"
 else fail bookstore-orders "both healthy" "$(show_http)"; fi
 
-# --- upgrade in place ----------------------------------------------------------------------------
+# --- upgrades ------------------------------------------------------------------------------------
 
-section "upgrade in place (apt-get install --reinstall)"
-http GET "$ORDERS/v1/orders?limit=1"
-orders_before=$(header X-Total-Count)
-MARKER="# bookstore system test marker $REQUEST_ID"
-check "" "marker added to /etc/bookstore/orders.env" \
-  csh 'echo "$1" >>/etc/bookstore/orders.env' "$MARKER"
-pids_before="$(prop bookstore-books MainPID) $(prop bookstore-orders MainPID)"
-if CIN_TIMEOUT=300 cin DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall "${in_debs[@]}" \
-  >"$LOGS/apt-reinstall.log" 2>&1; then
-  ok "apt-get install -y --reinstall of the three packages"
-else
-  fail "" "apt-get install --reinstall" "$(tail -n 40 "$LOGS/apt-reinstall.log")"
-fi
-if grep -q 'database not set up' "$LOGS/apt-reinstall.log"; then
-  fail "" "postinst set up the databases again" "$(grep -B 5 'database not set up' "$LOGS/apt-reinstall.log")"
-else
-  ok "postinst re-ran bookstore-setup-database without complaint"
-fi
-check "" "configuration kept: the marker is still in orders.env" \
-  cin grep -qxF "$MARKER" /etc/bookstore/orders.env
-expect_eq "" "permissions kept: /etc/bookstore 0750, orders.env 0640, group bookstore" \
-  "750 root:bookstore|640 root:bookstore" \
-  "$(cin stat -c '%a %U:%G' /etc/bookstore /etc/bookstore/orders.env | paste -sd '|')"
-for svc in bookstore-books bookstore-orders; do
-  wait_until 30 cin systemctl is-active --quiet "$svc" || true
-  expect_eq "$svc" "$svc active and enabled" "active enabled" \
-    "$(cin systemctl is-active "$svc" || true) $(cin systemctl is-enabled "$svc" || true)"
-done
-expect_eq bookstore-orders "the admin's choices kept: books.socket disabled, orders.socket enabled and listening" \
-  "disabled enabled active" \
-  "$(cin systemctl is-enabled bookstore-books.socket || true) $(cin systemctl is-enabled bookstore-orders.socket || true) $(cin systemctl is-active bookstore-orders.socket || true)"
-pids_after="$(prop bookstore-books MainPID) $(prop bookstore-orders MainPID)"
-if [[ ${pids_before% *} != "${pids_after% *}" && ${pids_before#* } != "${pids_after#* }" ]]; then
-  ok "both services restarted on the new files (main pids $pids_before → $pids_after)"
-else
-  fail "" "both services restarted by the upgrade" "main pids $pids_before → $pids_after"
-fi
-check bookstore-orders "bookstore-orders restarted onto the socket's fd (socket-activated)" \
-  csh 'journalctl -u bookstore-orders "_PID=$1" -o cat | grep -F "(socket-activated)"' "${pids_after#* }"
-http GET "$ORDERS/v1/orders/$ORDER_ID"
-if [[ $HTTP_STATUS == 200 ]] && json_is ".id == $ORDER_ID and .book_title == \"1984\" and .total_price == 31.98"; then
-  ok "data kept: order $ORDER_ID is still there"
-else
-  fail bookstore-orders "order $ORDER_ID still there after the upgrade" "$(show_http)"
-fi
-http GET "$ORDERS/v1/orders?limit=1"
-expect_eq bookstore-orders "as many orders as before ($orders_before)" "$orders_before" "$(header X-Total-Count)"
-if wait_until 15 healthy books && wait_until 15 create_order "$BOOK_ID"; then ok "serving: a new order → 201"
-else fail bookstore-orders "serving after the upgrade" "$(show_http)"; fi
+# upgrade LOG APT-ARGS...: apt-get install APT-ARGS over the running packages, then
+# check that data, configuration, the admin's choices (an enabled socket, a
+# worker instance) and the services all come through, restarted on the new files
+UPGRADE_UNITS=("${SERVICES[@]}" bookstore-worker@2)
+main_pids() { for u in "${UPGRADE_UNITS[@]}"; do prop "$u" MainPID; done | paste -sd ' '; }
+upgrade() {
+  local log=$1 marker orders_before pids_before pids_after i svc before after
+  shift
+  http GET "$ORDERS/v1/orders?limit=1"
+  orders_before=$(header X-Total-Count)
+  marker="# bookstore system test marker $REQUEST_ID $log"
+  check "" "a marker added to orders.env, worker.env and worker-2.env" \
+    csh 'for f in orders worker worker-2; do echo "$1" >>"/etc/bookstore/$f.env" || exit; done' "$marker"
+  pids_before=$(main_pids)
+  if CIN_TIMEOUT=300 cin DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >"$LOGS/$log" 2>&1; then
+    ok "apt-get install -y $(sed "s|$IN_DEBS/||g; s|$IN_OLD_DEBS/||g" <<<"$*")"
+  else
+    fail "" "apt-get install $*" "$(tail -n 40 "$LOGS/$log")"
+  fi
+  if grep -q 'database not set up' "$LOGS/$log"; then
+    fail "" "postinst set up the databases again" "$(grep -B 5 'database not set up' "$LOGS/$log")"
+  else
+    ok "postinst re-ran bookstore-setup-database without complaint"
+  fi
+  expect_eq "" "installed: ${PACKAGES[*]} at $VERSION" \
+    "$(printf "ii %s $VERSION\n" "${PACKAGES[@]}" | sort | paste -sd '|')" \
+    "$(cin dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\n' "${PACKAGES[@]}" | sed 's/ *$//; s/  */ /g' | sort | paste -sd '|')"
+  check "" "configuration kept: the marker is still in orders.env, worker.env and worker-2.env" \
+    csh 'for f in orders worker worker-2; do grep -qxF "$1" "/etc/bookstore/$f.env" || { echo "not in $f.env"; exit 1; }; done' "$marker"
+  expect_eq "" "permissions kept: /etc/bookstore 0750, orders.env and worker.env 0640, group bookstore" \
+    "750 root:bookstore|640 root:bookstore|640 root:bookstore" \
+    "$(cin stat -c '%a %U:%G' /etc/bookstore /etc/bookstore/orders.env /etc/bookstore/worker.env | paste -sd '|')"
+  for svc in "${UPGRADE_UNITS[@]}"; do
+    wait_until 30 cin systemctl is-active --quiet "$svc" || true
+    expect_eq "$svc" "$svc active and enabled" "active enabled" \
+      "$(cin systemctl is-active "$svc" || true) $(cin systemctl is-enabled "$svc" || true)"
+  done
+  expect_eq bookstore-orders "the admin's choices kept: books.socket disabled, orders.socket enabled and listening" \
+    "disabled enabled active" \
+    "$(cin systemctl is-enabled bookstore-books.socket || true) $(cin systemctl is-enabled bookstore-orders.socket || true) $(cin systemctl is-active bookstore-orders.socket || true)"
+  pids_after=$(main_pids)
+  read -r -a before <<<"$pids_before"
+  read -r -a after <<<"$pids_after"
+  for i in "${!UPGRADE_UNITS[@]}"; do
+    if [[ ${before[$i]:-0} != "${after[$i]:-0}" && ${after[$i]:-0} != 0 ]]; then
+      ok "${UPGRADE_UNITS[$i]} restarted on the new files (main pid ${before[$i]:-?} → ${after[$i]})"
+    else
+      fail "${UPGRADE_UNITS[$i]}" "${UPGRADE_UNITS[$i]} restarted by the upgrade" "main pid ${before[$i]:-?} → ${after[$i]:-?}"
+    fi
+  done
+  check bookstore-orders "bookstore-orders restarted onto the socket's fd (socket-activated)" \
+    csh 'journalctl -u bookstore-orders "_PID=$1" -o cat | grep -F "(socket-activated)"' "${after[1]:-0}"
+  http GET "$ORDERS/v1/orders/$ORDER_ID"
+  if [[ $HTTP_STATUS == 200 ]] && json_is ".id == $ORDER_ID and .book_title == \"1984\" and .total_price == 31.98 and .status == \"completed\""; then
+    ok "data kept: order $ORDER_ID is still there, completed"
+  else
+    fail bookstore-orders "order $ORDER_ID still there after the upgrade" "$(show_http)"
+  fi
+  http GET "$ORDERS/v1/orders?limit=1"
+  expect_eq bookstore-orders "as many orders as before ($orders_before)" "$orders_before" "$(header X-Total-Count)"
+  if wait_until 15 healthy books && wait_until 15 create_order "$BOOK_ID"; then
+    local id
+    id=$(jq -r .id <<<"$HTTP_BODY")
+    if wait_until 30 order_completed "$id"; then ok "serving: a new order $id → 201, then \"completed\""
+    else fail bookstore-worker "a new order reaches \"completed\" after the upgrade" "$(show_http)"; fi
+  else
+    fail bookstore-orders "serving after the upgrade" "$(show_http)"
+  fi
+}
+
+section "upgrade from the older build ($OLD_VERSION → $VERSION)"
+upgrade apt-upgrade.log "${in_debs[@]}"
+n=$(grep -c "over ($OLD_VERSION)" "$LOGS/apt-upgrade.log" || true)
+expect_eq "" "dpkg unpacked each package over its $OLD_VERSION" "${#PACKAGES[@]}" "$n"
+
+section "the same version again (--reinstall)"
+upgrade apt-reinstall.log --reinstall "${in_debs[@]}"
 
 # --- remove and purge -------------------------------------------------------------------------------
 
@@ -801,22 +1000,29 @@ expect_eq "" "nothing answers on :8082" 000 "$HTTP_STATUS"
 expect_eq bookstore-books "bookstore-books still active" active "$(cin systemctl is-active bookstore-books || true)"
 check "" "orders.env kept after remove (a conffile)" cin test -f /etc/bookstore/orders.env
 
-if CIN_TIMEOUT=300 cin DEBIAN_FRONTEND=noninteractive apt-get purge -y bookstore-common bookstore-books bookstore-orders \
+expect_eq bookstore-worker "bookstore-worker and bookstore-worker@2 still active" "active active" \
+  "$(cin systemctl is-active bookstore-worker || true) $(cin systemctl is-active bookstore-worker@2 || true)"
+
+if CIN_TIMEOUT=300 cin DEBIAN_FRONTEND=noninteractive apt-get purge -y "${PACKAGES[@]}" \
   >"$LOGS/apt-purge.log" 2>&1; then
-  ok "apt-get purge -y bookstore-common bookstore-books bookstore-orders"
+  ok "apt-get purge -y ${PACKAGES[*]}"
+  expect_eq bookstore-worker "bookstore-worker and bookstore-worker@2 stopped" "inactive inactive" \
+    "$(cin systemctl is-active bookstore-worker || true) $(cin systemctl is-active bookstore-worker@2 || true)"
 else
   fail "" "apt-get purge" "$(tail -n 30 "$LOGS/apt-purge.log")"
 fi
 expect_eq "" "no bookstore package left in dpkg's database" "" \
   "$(cin dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' 'bookstore*' 2>/dev/null | grep -v '^un' || true)"
-check "" "/etc/bookstore is gone" csh '! test -e /etc/bookstore || { ls -la /etc/bookstore; false; }'
+check "" "/etc/bookstore is gone (with worker-2.env)" csh '! test -e /etc/bookstore || { ls -la /etc/bookstore; false; }'
 expect_eq "" "systemctl list-units 'bookstore*': nothing loaded and active" "" \
   "$(cin systemctl list-units --all --no-legend --plain 'bookstore*' | grep -v -E ' (not-found|inactive|dead) ' || true)"
 expect_eq "" "no bookstore unit files, symlinks or deb-systemd-helper state left" "" \
   "$(cin find /etc/systemd /lib/systemd/system /var/lib/systemd/deb-systemd-helper-enabled \
     /var/lib/systemd/deb-systemd-user-helper-enabled -name '*bookstore*' 2>/dev/null || true)"
-http GET "$BOOKS/health"
-expect_eq "" "nothing answers on :8001" 000 "$HTTP_STATUS"
+for url in "$BOOKS" "$WORKER" "http://127.0.0.1:$WORKER2_PORT"; do
+  http GET "$url/health"
+  expect_eq "" "nothing answers on :${url##*:}" 000 "$HTTP_STATUS"
+done
 if CIN_TIMEOUT=120 cin DEBIAN_FRONTEND=noninteractive apt-get install -y "${in_debs[0]}" \
   >"$LOGS/apt-common.log" 2>&1 &&
   CIN_TIMEOUT=120 cin DEBIAN_FRONTEND=noninteractive apt-get purge -y bookstore-common \

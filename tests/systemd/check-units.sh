@@ -1,7 +1,9 @@
 #!/bin/bash
 # Check the installed systemd units without booting anything:
 #   - systemd-analyze verify: no unknown keys or sections, nothing unparsable;
-#   - systemd-analyze security --offline: exposure at most 2.0 ("OK") per service.
+#   - systemd-analyze security --offline: exposure at most 2.0 ("OK") per service;
+#   - every unit the packages ship is installed, and the worker template also
+#     passes both checks as a real instance (bookstore-worker@2.service).
 #
 #   tests/systemd/check-units.sh [BUILD_DIR]
 #
@@ -15,15 +17,34 @@ threshold=20 # tenths: 2.0
 dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
 
-meson install -C "$build" --no-rebuild --destdir "$dest" >/dev/null
+if ! out=$(meson install -C "$build" --no-rebuild --destdir "$dest" 2>&1); then
+  tail -n 20 <<<"$out" >&2
+  echo "check-units: meson install from $build failed (build it first)" >&2
+  exit 1
+fi
 unitdir=$(find "$dest" -type f -name 'bookstore-books.service' -printf '%h\n' | head -n 1)
 [[ -n $unitdir ]] || { echo "check-units: no units installed from $build" >&2; exit 1; }
 
+expected=(bookstore.target bookstore-books.service bookstore-books.socket
+  bookstore-orders.service bookstore-orders.socket bookstore-worker.service
+  bookstore-worker@.service)
 status=0
-for unit in "$unitdir"/bookstore*; do
+for name in "${expected[@]}"; do
+  [[ -f $unitdir/$name ]] || { echo "FAIL $name is not installed"; status=1; }
+done
+
+# a template is checked as the placeholder instance bookstore-worker@i; check a
+# real one too, found through the unit path like systemctl would
+instdir=$dest/instance
+mkdir "$instdir"
+cp "$unitdir/bookstore-worker@.service" "$instdir/"
+cp "$unitdir/bookstore-worker@.service" "$instdir/bookstore-worker@2.service"
+
+for unit in "$unitdir"/bookstore* "$instdir/bookstore-worker@2.service"; do
   name=${unit##*/}
   # the binaries are not in / here: ignore only "is not executable"
-  out=$(systemd-analyze verify --man=no "$unit" 2>&1 | grep -v 'is not executable' || true)
+  out=$(SYSTEMD_UNIT_PATH="${unit%/*}:" systemd-analyze verify --man=no "$unit" 2>&1 |
+    grep -v 'is not executable' || true)
   if [[ -n $out ]]; then
     echo "FAIL verify $name:"
     echo "$out"
