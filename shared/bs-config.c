@@ -3,7 +3,6 @@
 
 #include "bs-error.h"
 
-#include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,53 +60,5 @@ bs_config_get_port (const char *name, guint16 fallback, guint16 *out, GError **e
   if (!bs_config_get_uint (name, fallback, 1, 65535, &port, error))
     return FALSE;
   *out = (guint16) port;
-  return TRUE;
-}
-
-/* Replace every "quoted part" with "…" and trim. */
-static char *
-redact_quoted (const char *text)
-{
-  GString *out = g_string_new (NULL);
-  gboolean quoted = FALSE;
-
-  for (const char *p = text; *p != '\0'; p++)
-    {
-      if (*p == '"')
-        {
-          if (!quoted)
-            g_string_append (out, "\"…\"");
-          quoted = !quoted;
-        }
-      else if (!quoted)
-        g_string_append_c (out, *p);
-    }
-  return g_strstrip (g_string_free (out, FALSE));
-}
-
-gboolean
-bs_config_get_pg_dsn (const char *name, char **out, GError **error)
-{
-  g_autofree char *dsn = NULL;
-  char *errmsg = NULL;
-  PQconninfoOption *options = NULL;
-
-  if (!bs_config_get_string (name, NULL, &dsn, error))
-    return FALSE;
-  options = PQconninfoParse (dsn, &errmsg);
-  if (options == NULL)
-    {
-      /* libpq quotes the offending part of the DSN, which may be a password */
-      g_autofree char *reason = redact_quoted (errmsg != NULL ? errmsg : "out of memory");
-      PQfreemem (errmsg);
-      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG,
-                   "%s is not a valid PostgreSQL connection string "
-                   "(postgresql://user:password@host:port/dbname"
-                   " or key=value pairs): %s",
-                   name, reason);
-      return FALSE;
-    }
-  PQconninfoFree (options);
-  *out = g_steal_pointer (&dsn);
   return TRUE;
 }
