@@ -2,9 +2,10 @@
 # dev.sh: bring Bookstore up on this machine, run its tests, take it down.
 #
 #   ./dev.sh up       install build dependencies if missing, build, start a private
-#                     PostgreSQL on loopback, create books_db/books_user and
-#                     orders_db/orders_user, start bookstore-books and
-#                     bookstore-orders (each migrates its database), print URLs
+#                     PostgreSQL and Redis on loopback, create books_db/books_user
+#                     and orders_db/orders_user, start bookstore-books,
+#                     bookstore-orders (each migrates its database) and
+#                     bookstore-worker, print URLs
 #   ./dev.sh test     build (with -Werror) and run every test: unit, lint, unit files,
 #                     integration, and the packages on a booted Debian 12
 #   ./dev.sh down     stop what `up` started
@@ -12,7 +13,8 @@
 #   ./dev.sh deps     only install the Debian packages the project needs
 #
 # Environment: BOOKSTORE_STATE_DIR (default ./.state), BOOKSTORE_PG_PORT (55432),
-# BOOKSTORE_BUILD_DIR (build), PORT for books (8001), BOOKSTORE_ORDERS_PORT (8082).
+# BOOKSTORE_REDIS_PORT (56379), BOOKSTORE_BUILD_DIR (build), PORT for books (8001),
+# BOOKSTORE_ORDERS_PORT (8082), BOOKSTORE_WORKER_PORT (9100).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,6 +23,8 @@ BUILD=${BOOKSTORE_BUILD_DIR:-$ROOT/build}
 PG_PORT=${BOOKSTORE_PG_PORT:-55432}
 BOOKS_PORT=${PORT:-8001}
 ORDERS_PORT=${BOOKSTORE_ORDERS_PORT:-8082}
+WORKER_PORT=${BOOKSTORE_WORKER_PORT:-9100}
+REDIS_PORT=${BOOKSTORE_REDIS_PORT:-56379}
 PG_BIN=/usr/lib/postgresql/15/bin
 
 DEB_PACKAGES=(
@@ -113,16 +117,43 @@ pg_stop() {
   as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null
 }
 
-service_start() { # name binary port env...
-  local name=$1 binary=$2 port=$3; shift 3
+redis_start() {
+  mkdir -p "$STATE/redis"
+  if [ -f "$STATE/redis/redis.pid" ] && kill -0 "$(cat "$STATE/redis/redis.pid")" 2>/dev/null; then
+    return 0
+  fi
+  port_busy "$REDIS_PORT" && die "port $REDIS_PORT is taken by another program; choose one with BOOKSTORE_REDIS_PORT=..."
+  say "starting Redis on 127.0.0.1:$REDIS_PORT"
+  # append-only file in the state dir: queued jobs survive ./dev.sh down/up
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$STATE/redis" --appendonly yes \
+    --save '' --daemonize yes --pidfile "$STATE/redis/redis.pid" \
+    --logfile "$STATE/redis/redis.log" >/dev/null
+  for _ in $(seq 1 50); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  tail -n 20 "$STATE/redis/redis.log" >&2
+  die "Redis did not start (log: $STATE/redis/redis.log)"
+}
+
+redis_stop() {
+  local pidfile=$STATE/redis/redis.pid
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null || return 0
+  say "stopping Redis"
+  redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || kill -TERM "$(cat "$pidfile")"
+  for _ in $(seq 1 50); do [ -f "$pidfile" ] || break; sleep 0.1; done
+}
+
+service_start() { # name binary port port-variable env...
+  local name=$1 binary=$2 port=$3 port_var=$4; shift 4
   local pidfile=$STATE/$name.pid
   if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     say "$name already running (pid $(cat "$pidfile"))"
     return 0
   fi
-  port_busy "$port" && die "port $port is taken by another program; choose one with PORT=..."
+  port_busy "$port" && die "port $port is taken by another program"
   say "starting $name on port $port (log: $STATE/$name.log)"
-  env "$@" PORT="$port" setsid "$binary" >>"$STATE/$name.log" 2>&1 < /dev/null &
+  env "$@" "$port_var=$port" setsid "$binary" >>"$STATE/$name.log" 2>&1 < /dev/null &
   echo $! >"$pidfile"
   for _ in $(seq 1 100); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then
@@ -152,31 +183,39 @@ cmd_up() {
   cmd_build
   mkdir -p "$STATE"
   pg_start
-  service_start bookstore-books "$BUILD/books/bookstore-books" "$BOOKS_PORT" \
+  redis_start
+  service_start bookstore-books "$BUILD/books/bookstore-books" "$BOOKS_PORT" PORT \
     BOOKS_DB_DSN="postgresql://books_user:books_password@127.0.0.1:$PG_PORT/books_db" \
     BIND_ADDRESS=127.0.0.1
-  service_start bookstore-orders "$BUILD/orders/bookstore-orders" "$ORDERS_PORT" \
+  service_start bookstore-orders "$BUILD/orders/bookstore-orders" "$ORDERS_PORT" PORT \
     DATABASE_URL="postgresql://orders_user:orders_password@127.0.0.1:$PG_PORT/orders_db" \
     BOOKS_SERVICE_URL="http://127.0.0.1:$BOOKS_PORT" \
-    BIND_ADDRESS=127.0.0.1
+    REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT" BIND_ADDRESS=127.0.0.1
+  service_start bookstore-worker "$BUILD/workers/bookstore-worker" "$WORKER_PORT" \
+    WORKER_METRICS_PORT REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT" \
+    ORDERS_API_URL="http://127.0.0.1:$ORDERS_PORT" BIND_ADDRESS=127.0.0.1
   echo
   echo "Bookstore is up:"
   echo "  Books API   http://127.0.0.1:$BOOKS_PORT/v1/books"
   echo "  Orders API  http://127.0.0.1:$ORDERS_PORT/v1/orders"
-  echo "  health      http://127.0.0.1:$BOOKS_PORT/health  http://127.0.0.1:$ORDERS_PORT/health"
-  echo "  metrics     http://127.0.0.1:$BOOKS_PORT/metrics  http://127.0.0.1:$ORDERS_PORT/metrics"
-  echo "  logs        $STATE/bookstore-books.log  $STATE/bookstore-orders.log"
+  echo "  health      http://127.0.0.1:$BOOKS_PORT/health  http://127.0.0.1:$ORDERS_PORT/health  http://127.0.0.1:$WORKER_PORT/health"
+  echo "  metrics     http://127.0.0.1:$BOOKS_PORT/metrics  http://127.0.0.1:$ORDERS_PORT/metrics  http://127.0.0.1:$WORKER_PORT/metrics"
+  echo "  Redis       redis-cli -p $REDIS_PORT   (streams: bookstore:orders:events, ...)"
+  echo "  enqueue     REDIS_PORT=$REDIS_PORT $BUILD/workers/bookstore-enqueue --book-id 1 --quantity 1 --wait 10"
+  echo "  logs        $STATE/bookstore-books.log  $STATE/bookstore-orders.log  $STATE/bookstore-worker.log"
   echo "Stop it with: ./dev.sh down"
 }
 
 cmd_down() {
+  service_stop bookstore-worker
   service_stop bookstore-orders
   service_stop bookstore-books
+  redis_stop
   pg_stop
 }
 
 cmd_status() {
-  for name in bookstore-books bookstore-orders; do
+  for name in bookstore-books bookstore-orders bookstore-worker; do
     if [ -f "$STATE/$name.pid" ] && kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null; then
       echo "$name: running (pid $(cat "$STATE/$name.pid"))"
     else
@@ -184,6 +223,11 @@ cmd_status() {
     fi
   done
   as_pg "$PG_BIN/pg_ctl" -D "$STATE/pg/data" status 2>/dev/null | head -1 || echo "postgresql: stopped"
+  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    echo "redis: running on 127.0.0.1:$REDIS_PORT"
+  else
+    echo "redis: stopped"
+  fi
 }
 
 cmd_test() {
