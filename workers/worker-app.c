@@ -56,8 +56,8 @@ handle_health (BsRequest *request, gpointer user_data)
   WorkerApp *app = user_data;
   gboolean healthy = redis_healthy (app);
   g_autoptr (JsonNode) body = json_from_string (
-      healthy ? "{\"status\":\"healthy\",\"checks\":{\"redis\":\"healthy\"}}"
-              : "{\"status\":\"unhealthy\",\"checks\":{\"redis\":\"unhealthy\"}}",
+      healthy ? "{\"status\":\"healthy\",\"services\":{\"redis\":\"healthy\"}}"
+              : "{\"status\":\"unhealthy\",\"services\":{\"redis\":\"unhealthy\"}}",
       NULL);
 
   bs_request_reply_json (request, healthy ? 200 : 503, body);

@@ -127,7 +127,7 @@ def test_redis_down_at_start_then_up(workers, redis_server, rc):
     redis_server.stop()
     w = start_worker(workers, redis_server, wait="listening")
     status, body = health(w)
-    assert status == 503 and body == {"status": "unhealthy", "checks": {"redis": "unhealthy"}}, body
+    assert status == 503 and body == {"status": "unhealthy", "services": {"redis": "unhealthy"}}, body
     assert set(connected_gauges(w).values()) == {0}
     redis_server.start()
     assert redis_server.port == port
@@ -138,7 +138,7 @@ def test_redis_down_at_start_then_up(workers, redis_server, rc):
 
 def test_redis_killed_and_restarted_under_a_running_worker(workers, redis_server, rc):
     w = start_worker(workers, redis_server)
-    assert health(w) == (200, {"status": "healthy", "checks": {"redis": "healthy"}})
+    assert health(w) == (200, {"status": "healthy", "services": {"redis": "healthy"}})
     assert set(connected_gauges(w).values()) == {1}
     add_order_event(rc, 1)
     wait_final_status(rc, [1])

@@ -181,7 +181,7 @@ healthy() { # healthy books|orders|worker [URL]: /health answers 200 with the RE
   if [[ $1 == orders ]]; then
     url=$ORDERS want='{"services":{"books":"healthy","database":"healthy","redis":"healthy"},"status":"healthy"}'
   elif [[ $1 == worker ]]; then
-    url=${2:-$WORKER} want='{"checks":{"redis":"healthy"},"status":"healthy"}'
+    url=${2:-$WORKER} want='{"services":{"redis":"healthy"},"status":"healthy"}'
   fi
   http GET "$url/health"
   [[ $HTTP_STATUS == 200 && $(jq -cS . <<<"$HTTP_BODY" 2>/dev/null) == "$want" ]]
