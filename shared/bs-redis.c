@@ -429,6 +429,7 @@ resolved_cb (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
   GList *addresses = g_resolver_lookup_by_name_finish (G_RESOLVER (source), result, &error);
   BsRedis *redis;
+  guint n;
 
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return; /* freed */
@@ -443,8 +444,9 @@ resolved_cb (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   g_clear_pointer (&redis->addresses, g_strfreev);
   redis->addresses = g_new0 (char *, g_list_length (addresses) + 1);
+  n = 0;
   for (GList *l = addresses; l != NULL; l = l->next)
-    redis->addresses[redis->address_index++] = g_inet_address_to_string (l->data);
+    redis->addresses[n++] = g_inet_address_to_string (l->data);
   redis->address_index = 0;
   g_resolver_free_addresses (addresses);
   connect_now (redis);
