@@ -335,12 +335,6 @@ post (Call *call)
 
 /* ---- the job ------------------------------------------------------------------------ */
 
-static gboolean
-parse_positive (const char *value, guint64 *out)
-{
-  return value != NULL && g_ascii_string_to_unsigned (value, 10, 1, G_MAXINT64, out, NULL);
-}
-
 void
 worker_create_order_handle (WorkerJob *job, gpointer user_data)
 {
@@ -357,8 +351,8 @@ worker_create_order_handle (WorkerJob *job, gpointer user_data)
   call->request_id = request_id != NULL && bs_request_id_is_sane (request_id)
                          ? g_strdup (request_id)
                          : g_uuid_string_random ();
-  if (!parse_positive (worker_job_get_field (job, "book_id"), &book_id)
-      || !parse_positive (worker_job_get_field (job, "quantity"), &quantity))
+  if (!worker_job_get_positive_field (job, "book_id", &book_id)
+      || !worker_job_get_positive_field (job, "quantity", &quantity))
     {
       /* the same job would fail the same way every time: no retries */
       call->error = g_strdup ("invalid job: book_id and quantity must be positive integers");

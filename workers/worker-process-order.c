@@ -261,18 +261,11 @@ done_checked (BsRedis *redis, redisReply *reply, const GError *error, gpointer u
 
 /* ---- the event ----------------------------------------------------------------- */
 
-static gboolean
-parse_positive (const char *value, guint64 *out)
-{
-  return value != NULL && g_ascii_string_to_unsigned (value, 10, 1, G_MAXINT64, out, NULL);
-}
-
 void
 worker_process_order_handle (WorkerJob *job, gpointer user_data)
 {
   g_autoptr (Run) run = g_new0 (Run, 1);
   const char *type = worker_job_get_field (job, "type");
-  const char *order_id = worker_job_get_field (job, "order_id");
   guint64 id = 0;
 
   run->self = user_data;
@@ -284,8 +277,8 @@ worker_process_order_handle (WorkerJob *job, gpointer user_data)
       worker_job_skip (g_steal_pointer (&run->job), why);
       return;
     }
-  if (type == NULL || !parse_positive (order_id, &id)
-      || !parse_positive (worker_job_get_field (job, "quantity"), &run->quantity))
+  if (type == NULL || !worker_job_get_positive_field (job, "order_id", &id)
+      || !worker_job_get_positive_field (job, "quantity", &run->quantity))
     {
       worker_job_fail (g_steal_pointer (&run->job), WORKER_FAILURE_OTHER,
                        "malformed event: type missing, or order_id or quantity missing or not a "

@@ -500,6 +500,14 @@ worker_job_get_field (WorkerJob *job, const char *name)
   return g_hash_table_lookup (job->fields, name);
 }
 
+gboolean
+worker_job_get_positive_field (WorkerJob *job, const char *name, guint64 *out)
+{
+  const char *value = worker_job_get_field (job, name);
+
+  return value != NULL && g_ascii_string_to_unsigned (value, 10, 1, G_MAXINT64, out, NULL);
+}
+
 guint
 worker_job_get_deliveries (WorkerJob *job)
 {

@@ -70,6 +70,9 @@ guint worker_queue_get_in_flight (WorkerQueue *queue);
 const char *worker_job_get_id (WorkerJob *job);
 /* A field of the entry, or NULL. */
 const char *worker_job_get_field (WorkerJob *job, const char *name);
+/* A field holding a positive decimal integer (1..G_MAXINT64); FALSE when
+ * missing or anything else. */
+gboolean worker_job_get_positive_field (WorkerJob *job, const char *name, guint64 *out);
 /* 1 on the first delivery. */
 guint worker_job_get_deliveries (WorkerJob *job);
 /* The consumer name, for messages the job publishes. */
