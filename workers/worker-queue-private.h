@@ -35,8 +35,6 @@ struct _WorkerQueue
   gboolean group_ready; /* created (or found) on the current reader connection */
   gboolean creating_group;
   gboolean reading;
-  gboolean read_held;         /* a stop holds the service until the read answers */
-  long long reader_client_id; /* CLIENT ID of the reader connection; 0 unknown */
   guint read_count;           /* COUNT of the read in flight: slots it may fill */
   guint claim_reserved;       /* slots an XCLAIM in flight may fill */
   guint retry_id;             /* after an unexpected error: try again later */

@@ -79,30 +79,14 @@ worker_queue_unref (WorkerQueue *queue)
 }
 
 static void
-client_id_known (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
-{
-  WorkerQueue *queue = user_data;
-
-  if (!queue->disposed && reply != NULL && reply->type == REDIS_REPLY_INTEGER)
-    queue->reader_client_id = reply->integer;
-  worker_queue_unref (queue);
-}
-
-static void
 reader_state_changed (BsRedis *redis, gboolean connected, gpointer user_data)
 {
   WorkerQueue *queue = user_data;
 
   worker_metrics_set_connected (queue->metrics, queue->reader_name, connected);
   queue->group_ready = FALSE;
-  queue->reader_client_id = 0;
   if (connected)
-    {
-      /* for CLIENT UNBLOCK at stop; answered before the group is created */
-      bs_redis_command (queue->reader, 0, client_id_known, worker_queue_ref (queue), "CLIENT", "ID",
-                        NULL);
-      create_group (queue);
-    }
+    create_group (queue);
 }
 
 static void
@@ -324,9 +308,7 @@ static void
 read_done (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
 {
   WorkerQueue *queue = user_data;
-  gboolean held = queue->read_held; /* by a stop waiting for this read */
 
-  queue->read_held = FALSE;
   if (queue->disposed)
     {
       queue->reading = FALSE;
@@ -362,8 +344,6 @@ read_done (BsRedis *redis, redisReply *reply, const GError *error, gpointer user
       queue->reading = FALSE;
       worker_queue_read_more (queue);
     }
-  if (held)
-    bs_service_release (queue->service); /* after the jobs took their own holds */
   worker_queue_unref (queue);
 }
 
@@ -402,17 +382,13 @@ worker_queue_start (WorkerQueue *queue)
   worker_queue_claim_start (queue);
 }
 
-static void
-unblocked (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
-{
-  worker_queue_unref (user_data);
-}
-
-/* No new reads or claims. The blocking read in flight is ended now (CLIENT
- * UNBLOCK from the command connection, else its BLOCK time runs out) and the
- * service held until it has answered: whatever Redis handed to it in that
- * instant is already pending for this consumer, and is processed rather
- * than left for another worker to claim after the idle time. */
+/* No new reads or claims. A blocking read in flight is ended by closing
+ * the reader's connection: not with CLIENT UNBLOCK, which may reach Redis
+ * before the read does (the read then blocks for its whole BLOCK time) and
+ * makes Redis 7.0 abort when the read waits in a CLIENT PAUSE WRITE
+ * ("Unknown btype in replyToBlockedClientTimedOut"). Entries Redis handed to
+ * that read in the same instant stay pending for this consumer and are
+ * claimed after WORKER_CLAIM_IDLE_MS, like those of a worker that died. */
 void
 worker_queue_stop (WorkerQueue *queue)
 {
@@ -421,18 +397,11 @@ worker_queue_stop (WorkerQueue *queue)
   queue->stopping = TRUE;
   worker_queue_claim_stop (queue);
   g_clear_handle_id (&queue->retry_id, g_source_remove);
-  if (queue->reading)
+  if (queue->reader != NULL)
     {
-      queue->read_held = TRUE;
-      bs_service_hold (queue->service);
-      if (queue->reader_client_id > 0)
-        {
-          char id[32];
-
-          g_snprintf (id, sizeof id, "%" G_GINT64_FORMAT, (gint64) queue->reader_client_id);
-          bs_redis_command (queue->commands, 0, unblocked, worker_queue_ref (queue), "CLIENT",
-                            "UNBLOCK", id, NULL);
-        }
+      /* its read in flight hears CANCELLED now */
+      g_clear_pointer (&queue->reader, bs_redis_free);
+      worker_metrics_set_connected (queue->metrics, queue->reader_name, FALSE);
     }
   if (g_hash_table_size (queue->jobs) > 0)
     worker_queue_log (queue, G_LOG_LEVEL_MESSAGE, NULL, "finishing %u jobs in flight",

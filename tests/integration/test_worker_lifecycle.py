@@ -118,6 +118,29 @@ def test_sigterm_when_idle_exits_at_once(workers, redis_server):
     assert w.wait(scaled(5)) == 0, w.log_tail()
 
 
+def test_sigterm_while_redis_holds_a_read_in_client_pause(workers, redis_server, rc):
+    """A read that arrives during CLIENT PAUSE WRITE (as in a failover) waits
+    unblocked. A stop now must neither wait for that read's BLOCK time nor
+    send CLIENT UNBLOCK for it: Redis 7.0 aborts on that ("Unknown btype in
+    replyToBlockedClientTimedOut")."""
+    w = start_worker(workers, redis_server, env={"WORKER_BLOCK_MS": 60000})
+    readers = [c for c in rc.client_list() if c["name"].startswith("reader-")]
+    assert len(readers) == 3, readers
+
+    def blocked():
+        info = rc.info("clients")
+        return info["blocked_clients"], info["clients_in_timeout_table"]
+
+    wait_for(lambda: blocked() == (3, 3), scaled(5), message="three readers blocked in XREADGROUP")
+    rc.execute_command("CLIENT", "PAUSE", int(scaled(3) * 1000), "WRITE")
+    rc.client_unblock(readers[0]["id"])  # its BLOCK ends; its next XREADGROUP waits in the pause
+    wait_for(lambda: blocked() == (3, 2), scaled(5), message="one read held by the pause")
+    w.send_signal(signal.SIGTERM)
+    assert w.wait(scaled(5)) == 0, w.log_tail()
+    assert rc.ping()
+    rc.execute_command("CLIENT", "UNPAUSE")
+
+
 # --------------------------------------------------------------------------
 # Redis faults
 
