@@ -3,6 +3,7 @@
 
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct
@@ -15,21 +16,18 @@ typedef struct
   BsMetricFamily *start_time;
 } ProcessMetrics;
 
+/* The wall-clock time of boot: now minus the time since boot. Not btime from
+ * /proc/stat, which the units hide (ProcSubset=pid). starttime in
+ * /proc/self/stat counts from boot on the same clock as CLOCK_BOOTTIME. */
 static double
 boot_time_seconds (void)
 {
-  g_autofree char *stat = NULL;
+  struct timespec since_boot;
 
-  if (!g_file_get_contents ("/proc/stat", &stat, NULL, NULL))
+  if (clock_gettime (CLOCK_BOOTTIME, &since_boot) != 0)
     return 0;
-  for (char *line = stat; line != NULL && *line != '\0';)
-    {
-      char *next = strchr (line, '\n');
-      if (g_str_has_prefix (line, "btime "))
-        return g_ascii_strtod (line + 6, NULL);
-      line = next != NULL ? next + 1 : NULL;
-    }
-  return 0;
+  return (double) g_get_real_time () / G_USEC_PER_SEC
+         - ((double) since_boot.tv_sec + (double) since_boot.tv_nsec / 1e9);
 }
 
 static void
