@@ -32,7 +32,7 @@ DEB_PACKAGES=(
   libglib2.0-dev libglib2.0-bin libsoup-3.0-dev libjson-glib-dev libpq-dev libsystemd-dev
   libhiredis-dev
   postgresql postgresql-contrib redis-server
-  python3 python3-pytest python3-requests python3-redis
+  python3 python3-pytest python3-requests python3-redis python3-yaml
   prometheus wrk curl valgrind shellcheck codespell clang-format nodejs npm
   debhelper dpkg-dev fakeroot lintian debootstrap systemd-container
 )
@@ -242,6 +242,8 @@ cmd_test() {
   say "integration tests"
   cd "$ROOT"
   BOOKSTORE_BUILD_DIR=$BUILD /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+  say "monitoring: promtool, rule tests, dashboards, Prometheus against the stack"
+  BOOKSTORE_BUILD_DIR=$BUILD "$ROOT/tests/monitoring/run.sh"
   say "Debian packages on a booted Debian 12 (systemd-nspawn)"
   as_root "$ROOT/tests/system/run.sh"
 }

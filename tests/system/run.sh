@@ -9,7 +9,8 @@
 # checks what an operator relies on: units active and enabled, databases with
 # least-privilege roles, the seed's curl workflow with the worker taking an order
 # to "completed" and sending its notification, bookstore-enqueue, a second worker
-# from the bookstore-worker@ template, structured journal fields, stop/start of
+# from the bookstore-worker@ template, structured journal fields, the packaged
+# Prometheus configuration and rules scraping the packaged services, stop/start of
 # bookstore.target, restarts after SIGKILL and after a watchdog timeout,
 # PostgreSQL and Redis restarted under the services, socket activation, upgrades
 # (from an older build, and the same version again), remove and purge. The
@@ -41,11 +42,12 @@ DEBOOTSTRAP_INCLUDE=systemd,systemd-sysv,dbus,libpam-systemd
 ROOT_PACKAGES=(postgresql redis-server curl jq ca-certificates)
 ROOT_RECIPE=3 # bump when the way the root is prepared changes (3: for the worker)
 HOST_TOOLS=(debootstrap:debootstrap systemd-nspawn:systemd-container dh:debhelper
-  lintian:lintian dpkg-buildpackage:dpkg-dev jq:jq nsenter:util-linux pgrep:procps)
+  lintian:lintian dpkg-buildpackage:dpkg-dev jq:jq nsenter:util-linux pgrep:procps
+  prometheus:prometheus promtool:prometheus)
 IN_DEBS=/srv/bookstore-debs # where the container sees the .debs
 IN_OLD_DEBS=/srv/bookstore-debs-old # and the "older build"
 OLD_VERSION=0.0.9
-PACKAGES=(bookstore-common bookstore-books bookstore-orders bookstore-worker)
+PACKAGES=(bookstore-common bookstore-books bookstore-orders bookstore-worker bookstore-monitoring)
 SERVICES=(bookstore-books bookstore-orders bookstore-worker)
 BOOKS=http://127.0.0.1:8001
 ORDERS=http://127.0.0.1:8082
@@ -120,7 +122,7 @@ expect_eq() {
 
 # --- the container -------------------------------------------------------------
 
-NSPAWN_PID='' LEADER='' BUILDING_ROOT='' WORK='' LOGS='' BOUNDED_PID=''
+NSPAWN_PID='' LEADER='' BUILDING_ROOT='' WORK='' LOGS='' BOUNDED_PID='' PROM_PID=''
 
 # bounded SECONDS COMMAND...: COMMAND under timeout, waited for in the background
 # so that an interrupt reaches the trap at once instead of after the step
@@ -195,7 +197,16 @@ create_order() { # create_order BOOK_ID [CURL ARGS...]: 201 expected
   [[ $HTTP_STATUS == 201 ]]
 }
 
+stop_prometheus() {
+  [[ -n $PROM_PID ]] || return 0
+  kill -TERM "$PROM_PID" 2>/dev/null || true
+  timeout 30 tail --pid="$PROM_PID" -f /dev/null || kill -KILL "$PROM_PID" 2>/dev/null || true
+  wait "$PROM_PID" 2>/dev/null || true
+  PROM_PID=''
+}
+
 poweroff_container() {
+  stop_prometheus
   [[ -n $NSPAWN_PID ]] || return 0
   if kill -0 "$NSPAWN_PID" 2>/dev/null; then
     [[ -z $LEADER ]] || CIN_TIMEOUT=15 cin systemctl poweroff --no-block >/dev/null 2>&1 || true
@@ -731,6 +742,63 @@ else
   fail "" "journalctl REQUEST_ID=$REQUEST_ID finds both units" \
     "$(cin journalctl "REQUEST_ID=$REQUEST_ID" -o json --no-pager 2>&1 | jq -c '{_SYSTEMD_UNIT, MESSAGE}' 2>&1)"
 fi
+
+# --- monitoring ---------------------------------------------------------------------------------
+
+section "monitoring: the packaged Prometheus configuration against the packaged services"
+# The host's Prometheus runs in the container's network namespace with the
+# installed /usr/share/bookstore-monitoring/prometheus.yml as it is: its
+# targets (localhost:8001, 8082, 9100, 9090) are the container's services, and
+# its rule_files (rules/*.yml, relative to it) the installed rules.
+MON=/proc/$LEADER/root/usr/share/bookstore-monitoring
+check "" "promtool check config /usr/share/bookstore-monitoring/prometheus.yml (and its rules)" \
+  promtool check config "$MON/prometheus.yml"
+check "" "the dashboards are JSON and their provisioning files are installed" bash -c '
+  for f in "$1"/dashboards/*.json; do jq -e ".uid and .panels" "$f" >/dev/null || exit 1; done
+  ls "$1"/dashboards/*.json "$1"/dashboards/provisioning/datasources/*.yml "$1"/dashboards/provisioning/dashboards/*.yml' \
+  bash "$MON"
+check "" "the runbooks are in /usr/share/doc/bookstore-monitoring" \
+  csh 'ls /usr/share/doc/bookstore-monitoring/runbooks.md*'
+mkdir -p "$WORK/prometheus"
+setsid nsenter -t "$LEADER" -n prometheus --config.file="$MON/prometheus.yml" \
+  --storage.tsdb.path="$WORK/prometheus" --web.listen-address=127.0.0.1:9090 --log.level=warn \
+  >"$LOGS/prometheus.log" 2>&1 </dev/null &
+PROM_PID=$!
+promql() { # promql EXPR: the result vector of an instant query, as JSON
+  cin curl -sS --max-time 10 --get --data-urlencode "query=$1" http://127.0.0.1:9090/api/v1/query |
+    jq -ce '.data.result'
+}
+all_up() {
+  [[ $(promql 'up' | jq -r '[.[] | select(.value[1] == "1") | .metric.job] | sort | join(" ")') \
+    == "books orders prometheus worker" ]]
+}
+# the first scrape of each target comes within one scrape_interval (15 s)
+if wait_until 60 all_up; then
+  ok "up == 1 for the jobs books, orders, worker and prometheus, with the shipped scrape_configs"
+else
+  fail "" "up == 1 for every job of the shipped prometheus.yml" \
+    "$(promql up 2>&1; tail -n 20 "$LOGS/prometheus.log")"
+fi
+# the units hide /proc/stat (ProcSubset=pid): the start time must still be a
+# Unix time, not seconds since boot
+expect_eq "" "process_start_time_seconds is within a day of now for books, orders and worker" \
+  "books orders worker" \
+  "$(promql 'abs(time() - process_start_time_seconds{job=~"books|orders|worker"}) < 86400' |
+    jq -r '[.[].metric.job] | sort | join(" ")')"
+n_rules=$(grep -c '^ *- alert:' "$MON/rules/"*.yml | awk -F: '{n += $NF} END {print n}')
+rules_ok() {
+  [[ $(cin curl -sS --max-time 10 http://127.0.0.1:9090/api/v1/rules |
+    jq '[.data.groups[].rules[] | select(.type == "alerting" and .health == "ok")] | length') == "$n_rules" ]]
+}
+if wait_until 60 rules_ok; then
+  ok "all $n_rules alert rules loaded from /usr/share/bookstore-monitoring/rules and evaluated (health ok)"
+else
+  fail "" "all $n_rules alert rules evaluate" \
+    "$(cin curl -sS http://127.0.0.1:9090/api/v1/rules | jq -c '.data.groups[].rules[] | {name, health, lastError}' 2>&1)"
+fi
+expect_eq "" "no alert firing or pending on the healthy system" "[]" \
+  "$(cin curl -sS --max-time 10 http://127.0.0.1:9090/api/v1/alerts | jq -c '[.data.alerts[].labels.alertname]')"
+stop_prometheus
 
 # --- stop and start --------------------------------------------------------------------------
 
