@@ -75,7 +75,7 @@ def iter_panels(dashboard):
 
 def dashboard_exprs(root=DEFAULT_MONITORING, rate_interval="1m"):
     """(dashboard_file, panel_title, refId, expr) for every target of every
-    panel, $__rate_interval replaced by rate_interval. Unparseable files are
+    panel, $__rate_interval replaced by rate_interval. Unparsable files are
     skipped here (validate() reports them)."""
     out = []
     for path in dashboard_files(root):
