@@ -113,82 +113,72 @@ def _load_yaml(path, errors):
     return data
 
 
-def check_datasources(root, errors):
-    """Checks the provisioned datasources; returns the set of Prometheus
-    datasource uids they provide."""
-    files = sorted((provisioning_dir(root) / "datasources").glob("*.y*ml"))
+def _provisioned(root, kind, key, errors):
+    """(where, item) for every mapping in the `key` list of the provisioning
+    files under provisioning/<kind>/; problems go to errors."""
+    files = sorted((provisioning_dir(root) / kind).glob("*.y*ml"))
     if not files:
-        errors.append(f"{provisioning_dir(root) / 'datasources'}: no datasource provisioning file")
-        return set()
-    uids = set()
+        errors.append(f"{provisioning_dir(root) / kind}: no {kind} provisioning file")
     for path in files:
         data = _load_yaml(path, errors)
         if data is None:
             continue
-        sources = data.get("datasources")
-        if not isinstance(sources, list) or not sources:
-            errors.append(f"{path}: no 'datasources' list")
+        items = data.get(key)
+        if not isinstance(items, list) or not items:
+            errors.append(f"{path}: no '{key}' list")
             continue
-        for i, ds in enumerate(sources):
-            where = f"{path}: datasources[{i}]"
-            if not isinstance(ds, dict):
+        for i, item in enumerate(items):
+            where = f"{path}: {key}[{i}]"
+            if isinstance(item, dict):
+                yield where, item
+            else:
                 errors.append(f"{where}: not a mapping")
-                continue
-            for key in ("name", "type", "uid", "access", "url"):
-                if not ds.get(key):
-                    errors.append(f"{where}: missing {key}")
-            if ds.get("type") != "prometheus":
-                errors.append(f"{where}: type is {ds.get('type')!r}, expected prometheus")
-                continue
-            if ds.get("access") not in (None, "proxy"):
-                errors.append(f"{where}: access is {ds.get('access')!r}, expected proxy")
-            interval = (ds.get("jsonData") or {}).get("timeInterval")
-            if not interval:
-                errors.append(f"{where}: jsonData.timeInterval (the scrape interval) missing")
-            elif not re.fullmatch(r"\d+(ms|s|m|h)", str(interval)):
-                errors.append(f"{where}: jsonData.timeInterval {interval!r} is not a duration")
-            if ds.get("uid"):
-                uids.add(ds["uid"])
+
+
+def check_datasources(root, errors):
+    """Checks the provisioned datasources; returns the set of Prometheus
+    datasource uids they provide."""
+    uids = set()
+    for where, ds in _provisioned(root, "datasources", "datasources", errors):
+        for key in ("name", "type", "uid", "access", "url"):
+            if not ds.get(key):
+                errors.append(f"{where}: missing {key}")
+        if ds.get("type") != "prometheus":
+            errors.append(f"{where}: type is {ds.get('type')!r}, expected prometheus")
+            continue
+        if ds.get("access") not in (None, "proxy"):
+            errors.append(f"{where}: access is {ds.get('access')!r}, expected proxy")
+        interval = (ds.get("jsonData") or {}).get("timeInterval")
+        if not interval:
+            errors.append(f"{where}: jsonData.timeInterval (the scrape interval) missing")
+        elif not re.fullmatch(r"\d+(ms|s|m|h)", str(interval)):
+            errors.append(f"{where}: jsonData.timeInterval {interval!r} is not a duration")
+        if ds.get("uid"):
+            uids.add(ds["uid"])
     return uids
 
 
 def check_dashboard_providers(root, errors):
-    files = sorted((provisioning_dir(root) / "dashboards").glob("*.y*ml"))
-    if not files:
-        errors.append(f"{provisioning_dir(root) / 'dashboards'}: no dashboard provisioning file")
-        return
-    for path in files:
-        data = _load_yaml(path, errors)
-        if data is None:
-            continue
-        providers = data.get("providers")
-        if not isinstance(providers, list) or not providers:
-            errors.append(f"{path}: no 'providers' list")
-            continue
-        for i, provider in enumerate(providers):
-            where = f"{path}: providers[{i}]"
-            if not isinstance(provider, dict):
-                errors.append(f"{where}: not a mapping")
-                continue
-            for key in ("name", "folder", "type", "disableDeletion", "updateIntervalSeconds",
-                        "allowUiUpdates", "options"):
-                if key not in provider:
-                    errors.append(f"{where}: missing {key}")
-            if provider.get("type") != "file":
-                errors.append(f"{where}: type is {provider.get('type')!r}, expected file")
-            interval = provider.get("updateIntervalSeconds")
-            if "updateIntervalSeconds" in provider and (
-                    not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0):
-                errors.append(f"{where}: updateIntervalSeconds {interval!r} is not a positive integer")
-            options = provider.get("options") or {}
-            dash_path = str(options.get("path") or "")
-            if not dash_path:
-                errors.append(f"{where}: options.path missing")
-            elif not dash_path.rstrip("/").endswith("/dashboards"):
-                errors.append(f"{where}: options.path {dash_path!r} does not end with /dashboards "
-                              f"(the package installs monitoring/dashboards/ as {PROVIDER_PATH})")
-            if "foldersFromFilesStructure" not in options:
-                errors.append(f"{where}: options.foldersFromFilesStructure missing")
+    for where, provider in _provisioned(root, "dashboards", "providers", errors):
+        for key in ("name", "folder", "type", "disableDeletion", "updateIntervalSeconds",
+                    "allowUiUpdates", "options"):
+            if key not in provider:
+                errors.append(f"{where}: missing {key}")
+        if provider.get("type") != "file":
+            errors.append(f"{where}: type is {provider.get('type')!r}, expected file")
+        interval = provider.get("updateIntervalSeconds")
+        if "updateIntervalSeconds" in provider and (
+                not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0):
+            errors.append(f"{where}: updateIntervalSeconds {interval!r} is not a positive integer")
+        options = provider.get("options") or {}
+        dash_path = str(options.get("path") or "")
+        if not dash_path:
+            errors.append(f"{where}: options.path missing")
+        elif not dash_path.rstrip("/").endswith("/dashboards"):
+            errors.append(f"{where}: options.path {dash_path!r} does not end with /dashboards "
+                          f"(the package installs monitoring/dashboards/ as {PROVIDER_PATH})")
+        if "foldersFromFilesStructure" not in options:
+            errors.append(f"{where}: options.foldersFromFilesStructure missing")
 
 
 # --------------------------------------------------------------------------- dashboards
