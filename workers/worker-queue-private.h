@@ -35,9 +35,9 @@ struct _WorkerQueue
   gboolean group_ready; /* created (or found) on the current reader connection */
   gboolean creating_group;
   gboolean reading;
-  guint read_count;           /* COUNT of the read in flight: slots it may fill */
-  guint claim_reserved;       /* slots an XCLAIM in flight may fill */
-  guint retry_id;             /* after an unexpected error: try again later */
+  guint read_count;     /* COUNT of the read in flight: slots it may fill */
+  guint claim_reserved; /* slots an XCLAIM in flight may fill */
+  guint retry_id;       /* after an unexpected error: try again later */
   guint claim_id;
   gboolean claiming;
   gboolean claim_first; /* stale entries wait for the slots of the read in flight */
