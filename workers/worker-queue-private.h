@@ -35,9 +35,10 @@ struct _WorkerQueue
   gboolean group_ready; /* created (or found) on the current reader connection */
   gboolean creating_group;
   gboolean reading;
-  guint read_count;     /* COUNT of the read in flight: slots it may fill */
-  guint claim_reserved; /* slots an XCLAIM in flight may fill */
-  guint retry_id;       /* after an unexpected error: try again later */
+  long long reader_client_id; /* CLIENT ID of the reader connection; 0 unknown */
+  guint read_count;           /* COUNT of the read in flight: slots it may fill */
+  guint claim_reserved;       /* slots an XCLAIM in flight may fill */
+  guint retry_id;             /* after an unexpected error: try again later */
   guint claim_id;
   gboolean claiming;
   gboolean claim_first; /* stale entries wait for the slots of the read in flight */
@@ -64,6 +65,11 @@ void worker_queue_claim_stop (WorkerQueue *queue);
 void worker_queue_refresh_stats (WorkerQueue *queue);
 /* XPENDING + XCLAIM now, unless a claim is already running. */
 void worker_queue_claim_now (WorkerQueue *queue);
+
+/* worker-queue-reclaim.c: at stop, after the reader (CLIENT ID
+ * @reader_client_id, 0 unknown) was closed with a read in flight: take back
+ * and process what Redis had handed to it. Holds the service meanwhile. */
+void worker_queue_reclaim_own (WorkerQueue *queue, long long reader_client_id);
 
 /* A structured log record with QUEUE and JOB_ID (may be NULL) fields. */
 void worker_queue_log (WorkerQueue *queue, GLogLevelFlags level, const char *job_id,

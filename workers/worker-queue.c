@@ -79,14 +79,30 @@ worker_queue_unref (WorkerQueue *queue)
 }
 
 static void
+client_id_known (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
+{
+  WorkerQueue *queue = user_data;
+
+  if (!queue->disposed && reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+    queue->reader_client_id = reply->integer;
+  worker_queue_unref (queue);
+}
+
+static void
 reader_state_changed (BsRedis *redis, gboolean connected, gpointer user_data)
 {
   WorkerQueue *queue = user_data;
 
   worker_metrics_set_connected (queue->metrics, queue->reader_name, connected);
   queue->group_ready = FALSE;
+  queue->reader_client_id = 0;
   if (connected)
-    create_group (queue);
+    {
+      /* for the CLIENT KILL at stop; answered before the group is created */
+      bs_redis_command (queue->reader, 0, client_id_known, worker_queue_ref (queue), "CLIENT", "ID",
+                        NULL);
+      create_group (queue);
+    }
 }
 
 static void
@@ -386,9 +402,10 @@ worker_queue_start (WorkerQueue *queue)
  * the reader's connection: not with CLIENT UNBLOCK, which may reach Redis
  * before the read does (the read then blocks for its whole BLOCK time) and
  * makes Redis 7.0 abort when the read waits in a CLIENT PAUSE WRITE
- * ("Unknown btype in replyToBlockedClientTimedOut"). Entries Redis handed to
- * that read in the same instant stay pending for this consumer and are
- * claimed after WORKER_CLAIM_IDLE_MS, like those of a worker that died. */
+ * ("Unknown btype in replyToBlockedClientTimedOut"). What Redis handed to
+ * that read in the same instant is taken back and processed
+ * (worker-queue-reclaim.c), not left for another worker to claim after the
+ * idle time. */
 void
 worker_queue_stop (WorkerQueue *queue)
 {
@@ -399,9 +416,14 @@ worker_queue_stop (WorkerQueue *queue)
   g_clear_handle_id (&queue->retry_id, g_source_remove);
   if (queue->reader != NULL)
     {
+      gboolean was_reading = queue->reading;
+      long long reader_client_id = queue->reader_client_id;
+
       /* its read in flight hears CANCELLED now */
       g_clear_pointer (&queue->reader, bs_redis_free);
       worker_metrics_set_connected (queue->metrics, queue->reader_name, FALSE);
+      if (was_reading)
+        worker_queue_reclaim_own (queue, reader_client_id);
     }
   if (g_hash_table_size (queue->jobs) > 0)
     worker_queue_log (queue, G_LOG_LEVEL_MESSAGE, NULL, "finishing %u jobs in flight",

@@ -4,6 +4,7 @@ with jobs in flight (they finish and are acknowledged, exit 0), Redis down at
 start, killed and restarted, frozen with SIGSTOP."""
 
 import signal
+import threading
 
 import pytest
 
@@ -93,8 +94,9 @@ def test_sigterm_finishes_jobs_in_flight(workers, redis_server, rc, notify):
 
     w.send_signal(signal.SIGTERM)
     notify.wait_for(lambda m: m[1] == "STOPPING=1", scaled(5), "STOPPING=1")
-    # racing the stop: either read in that instant (then processed before the
-    # exit) or left for the next worker; never stranded as pending
+    # racing the stop: either read in that instant (then taken back and
+    # processed before the exit) or left for the next worker; never stranded
+    # as pending
     add_order_event(rc, 64)
     assert w.wait(scaled(20)) == 0, w.log_tail()
     for o in ids:
@@ -110,6 +112,33 @@ def test_sigterm_finishes_jobs_in_flight(workers, redis_server, rc, notify):
     add_order_event(rc, 65)
     wait_final_status(rc, [64, 65])
     assert status_sequence(rc, 64) == ["processing", "completed"]
+
+
+def test_sigterm_while_redis_delivers_to_the_closing_reader(workers, redis_server, rc, notify):
+    """Redis frozen while an event is added and the worker stops: on thaw it
+    hands the event to the blocked read whose connection the stop closed
+    (usually before it sees the close). The worker takes it back (CLIENT KILL
+    of its reader, XPENDING for itself, XCLAIM) and processes it before it
+    exits: nothing is left pending for WORKER_CLAIM_IDLE_MS."""
+    w = start_worker(workers, redis_server,
+                     env={"WORKER_BLOCK_MS": 60000, "NOTIFY_SOCKET": notify.path})
+    notify.wait_for(lambda m: m[1] == "READY=1", scaled(10), "READY=1")
+    wait_for(lambda: rc.info("clients")["blocked_clients"] == 3, scaled(5),
+             message="three readers blocked in XREADGROUP")
+    adder_client = redis_server.client()
+    adder_client.ping()  # connected before the freeze: its XADD is read first on thaw
+    redis_server.freeze()
+    try:
+        adder = threading.Thread(target=add_order_event, args=(adder_client, 70))
+        adder.start()
+        w.send_signal(signal.SIGTERM)
+        notify.wait_for(lambda m: m[1] == "STOPPING=1", scaled(5), "STOPPING=1")
+    finally:
+        redis_server.thaw()
+    adder.join(scaled(10))
+    assert w.wait(scaled(20)) == 0, w.log_tail()
+    assert pending_count(rc, EVENTS) == 0, rc.xpending_range(EVENTS, "bookstore-workers", "-", "+", 10)
+    assert status_sequence(rc, 70) in ([], ["processing", "completed"]), statuses(rc, 70)
 
 
 def test_sigterm_when_idle_exits_at_once(workers, redis_server):
