@@ -192,6 +192,19 @@ dead_letter (WorkerQueue *queue, const char *id, guint deliveries)
 
 /* ---- retries: XPENDING ... IDLE, then XCLAIM what fits -------------------------- */
 
+/* One entry of an extended XPENDING reply: [id, consumer, idle ms, times
+ * delivered]. */
+gboolean
+worker_pending_entry (const redisReply *entry, const char **id, guint *deliveries)
+{
+  if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 4
+      || (*id = bs_redis_reply_str (entry->element[0])) == NULL
+      || entry->element[3]->type != REDIS_REPLY_INTEGER)
+    return FALSE;
+  *deliveries = (guint) CLAMP (entry->element[3]->integer, 0, G_MAXUINT);
+  return TRUE;
+}
+
 static void
 claimed (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
 {
@@ -263,17 +276,13 @@ pending_listed (BsRedis *redis, redisReply *reply, const GError *error, gpointer
   room = worker_queue_free_slots (queue);
   for (size_t i = 0; i < reply->elements; i++)
     {
-      const redisReply *entry = reply->element[i];
       const char *id;
       guint deliveries;
 
-      if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 4
-          || (id = bs_redis_reply_str (entry->element[0])) == NULL
-          || entry->element[3]->type != REDIS_REPLY_INTEGER)
+      if (!worker_pending_entry (reply->element[i], &id, &deliveries))
         continue;
       if (g_hash_table_contains (queue->jobs, id))
         continue; /* still running here, just slow */
-      deliveries = (guint) MIN (entry->element[3]->integer, G_MAXUINT);
       if (deliveries >= queue->max_deliveries)
         dead_letter (queue, id, deliveries);
       else if (argv->len - 5 < room)

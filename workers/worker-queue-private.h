@@ -65,6 +65,9 @@ void worker_queue_claim_stop (WorkerQueue *queue);
 void worker_queue_refresh_stats (WorkerQueue *queue);
 /* XPENDING + XCLAIM now, unless a claim is already running. */
 void worker_queue_claim_now (WorkerQueue *queue);
+/* One entry of an extended XPENDING reply: its id (owned by the reply) and
+ * how many times it was delivered. FALSE when it is not such an entry. */
+gboolean worker_pending_entry (const redisReply *entry, const char **id, guint *deliveries);
 
 /* worker-queue-reclaim.c: at stop, after the reader (CLIENT ID
  * @reader_client_id, 0 unknown) was closed with a read in flight: take back

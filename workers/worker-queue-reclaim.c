@@ -84,15 +84,11 @@ own_pending_listed (BsRedis *redis, redisReply *reply, const GError *error, gpoi
     g_ptr_array_add (argv, (gpointer) *a);
   for (size_t i = 0; i < reply->elements; i++)
     {
-      const redisReply *entry = reply->element[i];
       const char *id;
       guint deliveries;
 
-      if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 4
-          || (id = bs_redis_reply_str (entry->element[0])) == NULL
-          || entry->element[3]->type != REDIS_REPLY_INTEGER)
+      if (!worker_pending_entry (reply->element[i], &id, &deliveries))
         continue;
-      deliveries = (guint) MIN (entry->element[3]->integer, G_MAXUINT);
       /* running here already; or due for the dead letters, which the
        * claimers of the other workers see to */
       if (g_hash_table_contains (queue->jobs, id) || deliveries >= queue->max_deliveries)
