@@ -192,15 +192,16 @@ dead_letter (WorkerQueue *queue, const char *id, guint deliveries)
 
 /* ---- retries: XPENDING ... IDLE, then XCLAIM what fits -------------------------- */
 
-/* One entry of an extended XPENDING reply: [id, consumer, idle ms, times
- * delivered]. */
+/* [id, consumer, idle ms, times delivered] */
 gboolean
-worker_pending_entry (const redisReply *entry, const char **id, guint *deliveries)
+worker_pending_entry (const redisReply *entry, const char **id, gint64 *idle_ms, guint *deliveries)
 {
   if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 4
       || (*id = bs_redis_reply_str (entry->element[0])) == NULL
+      || entry->element[2]->type != REDIS_REPLY_INTEGER
       || entry->element[3]->type != REDIS_REPLY_INTEGER)
     return FALSE;
+  *idle_ms = entry->element[2]->integer;
   *deliveries = (guint) CLAMP (entry->element[3]->integer, 0, G_MAXUINT);
   return TRUE;
 }
@@ -277,9 +278,10 @@ pending_listed (BsRedis *redis, redisReply *reply, const GError *error, gpointer
   for (size_t i = 0; i < reply->elements; i++)
     {
       const char *id;
+      gint64 idle_ms;
       guint deliveries;
 
-      if (!worker_pending_entry (reply->element[i], &id, &deliveries))
+      if (!worker_pending_entry (reply->element[i], &id, &idle_ms, &deliveries))
         continue;
       if (g_hash_table_contains (queue->jobs, id))
         continue; /* still running here, just slow */

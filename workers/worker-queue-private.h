@@ -32,7 +32,8 @@ struct _WorkerQueue
 
   gboolean started;
   gboolean stopping;
-  gboolean group_ready; /* created (or found) on the current reader connection */
+  gint64 stop_started_us; /* monotonic time of worker_queue_stop() */
+  gboolean group_ready;   /* created (or found) on the current reader connection */
   gboolean creating_group;
   gboolean reading;
   long long reader_client_id; /* CLIENT ID of the reader connection; 0 unknown */
@@ -65,9 +66,11 @@ void worker_queue_claim_stop (WorkerQueue *queue);
 void worker_queue_refresh_stats (WorkerQueue *queue);
 /* XPENDING + XCLAIM now, unless a claim is already running. */
 void worker_queue_claim_now (WorkerQueue *queue);
-/* One entry of an extended XPENDING reply: its id (owned by the reply) and
- * how many times it was delivered. FALSE when it is not such an entry. */
-gboolean worker_pending_entry (const redisReply *entry, const char **id, guint *deliveries);
+/* One entry of an extended XPENDING reply: its id (owned by the reply), the
+ * ms since it was last delivered and how many times it was. FALSE when it is
+ * not such an entry. */
+gboolean worker_pending_entry (const redisReply *entry, const char **id, gint64 *idle_ms,
+                               guint *deliveries);
 
 /* worker-queue-reclaim.c: at stop, after the reader (CLIENT ID
  * @reader_client_id, 0 unknown) was closed with a read in flight: take back

@@ -5,7 +5,8 @@
  * has put its entries in this consumer's pending list, but nobody reads the
  * reply. CLIENT KILL ID on the command connection makes sure Redis has
  * dropped the reader (after its reply nothing more is delivered to it); then
- * XPENDING for this consumer lists what it was given, and XCLAIM (idle 0)
+ * XPENDING for this consumer lists what it was given since the stop (and
+ * just before), and XCLAIM (idle 0)
  * hands those entries back to us with their fields, to be processed before
  * the exit like any job in flight. The service is held until this is done.
  * Not CLIENT UNBLOCK: see worker_queue_stop(). */
@@ -14,6 +15,9 @@
 #include "worker-streams.h"
 
 #define RECLAIM_BATCH "100"
+/* An entry delivered this long before the stop may still have been unread
+ * in the reader's socket when it was closed. */
+#define DELIVERED_BEFORE_STOP_MS 1000
 
 typedef struct
 {
@@ -74,9 +78,11 @@ own_pending_listed (BsRedis *redis, redisReply *reply, const GError *error, gpoi
   g_autoptr (ReclaimOp) op = user_data;
   WorkerQueue *queue = op->queue;
   g_autoptr (GPtrArray) argv = NULL;
+  gint64 since_stop_ms;
 
   if (queue->disposed || error != NULL || reply->type != REDIS_REPLY_ARRAY)
     return;
+  since_stop_ms = (g_get_monotonic_time () - queue->stop_started_us) / 1000;
   argv = g_ptr_array_new ();
   for (const char *const *a
        = (const char *const[]){ "XCLAIM", queue->stream, WORKER_GROUP, queue->consumer, "0", NULL };
@@ -85,13 +91,18 @@ own_pending_listed (BsRedis *redis, redisReply *reply, const GError *error, gpoi
   for (size_t i = 0; i < reply->elements; i++)
     {
       const char *id;
+      gint64 idle_ms;
       guint deliveries;
 
-      if (!worker_pending_entry (reply->element[i], &id, &deliveries))
+      if (!worker_pending_entry (reply->element[i], &id, &idle_ms, &deliveries))
         continue;
-      /* running here already; or due for the dead letters, which the
-       * claimers of the other workers see to */
-      if (g_hash_table_contains (queue->jobs, id) || deliveries >= queue->max_deliveries)
+      /* running here already; delivered well before the stop (a failed job
+       * waiting for its retry, or left by an earlier process with this
+       * consumer name: the claimers retry those after the idle time); or due
+       * for the dead letters, which the claimers see to */
+      if (g_hash_table_contains (queue->jobs, id)
+          || idle_ms > since_stop_ms + DELIVERED_BEFORE_STOP_MS
+          || deliveries >= queue->max_deliveries)
         continue;
       g_hash_table_replace (op->deliveries, g_strdup (id), GUINT_TO_POINTER (deliveries));
       g_ptr_array_add (argv, (gpointer) id); /* the command is formatted at once */

@@ -412,6 +412,7 @@ worker_queue_stop (WorkerQueue *queue)
   if (queue->stopping)
     return;
   queue->stopping = TRUE;
+  queue->stop_started_us = g_get_monotonic_time ();
   worker_queue_claim_stop (queue);
   g_clear_handle_id (&queue->retry_id, g_source_remove);
   if (queue->reader != NULL)

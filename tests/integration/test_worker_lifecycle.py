@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from harness import EX_CONFIG, NotifySocket, free_port, metric_value, project_version, scaled, wait_for
-from worker_harness import (EVENTS, add_order_event, health, pending_count, scrape_worker,
+from worker_harness import (EVENTS, GROUP, add_order_event, health, pending_count, scrape_worker,
                             spawn_worker, start_worker, status_sequence, statuses, wait_final_status,
                             worker_env)
 from worker_harness import redis_server, rc, workers  # noqa: F401 - fixtures
@@ -139,6 +139,27 @@ def test_sigterm_while_redis_delivers_to_the_closing_reader(workers, redis_serve
     assert w.wait(scaled(20)) == 0, w.log_tail()
     assert pending_count(rc, EVENTS) == 0, rc.xpending_range(EVENTS, "bookstore-workers", "-", "+", 10)
     assert status_sequence(rc, 70) in ([], ["processing", "completed"]), statuses(rc, 70)
+
+
+def test_sigterm_leaves_older_pending_entries_to_the_claimers(workers, redis_server, rc):
+    """The take-back at stop is for what the closing read was handed, not for
+    entries this consumer name got long before (an earlier process under
+    systemd's fixed name, or a failed job waiting for its retry): those stay
+    pending for the claimers and their idle time."""
+    rc.xgroup_create(EVENTS, GROUP, id="0", mkstream=True)
+    add_order_event(rc, 80)
+    assert rc.xreadgroup(GROUP, "stale-consumer", {EVENTS: ">"}, count=1)
+    wait_for(lambda: rc.xpending_range(EVENTS, GROUP, "-", "+", 1)[0]["time_since_delivered"] > 2500,
+             scaled(10), message="the entry idle for 2.5 s")
+    w = start_worker(workers, redis_server, name="stale-consumer",
+                     env={"WORKER_BLOCK_MS": 60000, "WORKER_CLAIM_IDLE_MS": 600000})
+    wait_for(lambda: rc.info("clients")["blocked_clients"] == 3, scaled(5),
+             message="three readers blocked in XREADGROUP")
+    w.send_signal(signal.SIGTERM)
+    assert w.wait(scaled(20)) == 0, w.log_tail()
+    assert status_sequence(rc, 80) == [], statuses(rc, 80)
+    pending = rc.xpending_range(EVENTS, GROUP, "-", "+", 10)
+    assert [(p["consumer"], p["times_delivered"]) for p in pending] == [("stale-consumer", 1)], pending
 
 
 def test_sigterm_when_idle_exits_at_once(workers, redis_server):
