@@ -95,10 +95,9 @@ class PrometheusServer:
         return body["data"]
 
     def query(self, expr):
-        """The result of an instant query (a list of samples; [] for no data)."""
+        """The samples of an instant query that yields a vector ([]: no data)."""
         data = self._api("query", query=expr, time=f"{time.time():.3f}")
-        if data["resultType"] in ("scalar", "string"):
-            return [data["result"]]
+        assert data["resultType"] == "vector", (expr, data)
         return data["result"]
 
     def targets(self):
