@@ -25,6 +25,11 @@ typedef enum
   BS_ERROR_BOOK_NOT_ORDERABLE,     /* 409 BOOK_NOT_ORDERABLE */
   BS_ERROR_IDEMPOTENCY_CONFLICT,   /* 409 IDEMPOTENCY_CONFLICT */
   BS_ERROR_CONFIG,                 /* bad configuration; never sent over HTTP */
+  BS_ERROR_BAD_REQUEST,            /* 400 BAD_REQUEST (the HTTP message itself is malformed) */
+  BS_ERROR_URI_TOO_LONG,           /* 414 URI_TOO_LONG */
+  BS_ERROR_HEADERS_TOO_LARGE,      /* 431 HEADERS_TOO_LARGE */
+  BS_ERROR_EXPECTATION_FAILED,     /* 417 EXPECTATION_FAILED */
+  BS_ERROR_HTTP_VERSION,           /* 505 HTTP_VERSION_NOT_SUPPORTED */
 } BsErrorCode;
 
 GQuark bs_error_quark (void);

@@ -1,11 +1,15 @@
 /* bs-http-server.c: SoupServer plus the limits libsoup 3.2 leaves to us:
- * our own listen backlog, a body cap, a deadline on reading each request
- * (which also closes idle keep-alive sockets), access records and metrics. */
+ * our own listening socket and accept loop (bs-http-listener), a connection
+ * limit, every byte checked by bs-http-guard on the way in (bs-http-stream),
+ * a body cap, a deadline on reading each request (which also closes idle
+ * keep-alive connections), access records and metrics. */
 #include "bs-http-server.h"
 
 #include "bs-build-config.h"
 #include "bs-error.h"
 #include "bs-json.h"
+#include "bs-http-listener.h"
+#include "bs-http-stream.h"
 #include "bs-log.h"
 #include "bs-request-id.h"
 #include "bs-request-private.h"
@@ -15,6 +19,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,10 +31,14 @@ struct _BsHttpServer
   SoupServer *soup;
   BsRouter *router;
   BsHttpLimits limits;
-  GHashTable *live; /* RequestLink set: every message libsoup is reading or answering */
-  GHashTable *idle; /* GSocket (ref) → deadline: kept-alive connections between requests */
+  GHashTable *live;        /* RequestLink set: every message libsoup is reading or answering */
+  GHashTable *connections; /* BsHttpStream (ref) set: every connection we accepted */
+  BsHttpStreamHooks hooks;
   guint reaper_id;
   GSocket *listen_socket;
+  BsHttpListener *listener;
+  GSocket *keepalive_socket[2]; /* see keep_alive_enable() */
+  gboolean refusing;            /* in an episode of refused connections */
   guint16 port;
   gboolean socket_activated;
   gboolean draining;
@@ -39,6 +48,9 @@ struct _BsHttpServer
   BsMetricFamily *requests_total;
   BsMetricFamily *request_duration;
   BsMetricFamily *in_flight_gauge;
+  BsMetricFamily *connections_open;
+  BsMetricFamily *connections_refused;
+  BsMetricFamily *accept_pauses;
 };
 
 typedef struct
@@ -53,6 +65,17 @@ bs_http_limits_init_default (BsHttpLimits *limits)
   limits->max_body_bytes = BS_HTTP_DEFAULT_MAX_BODY;
   limits->request_timeout_ms = BS_HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
   limits->listen_backlog = BS_HTTP_DEFAULT_BACKLOG;
+  limits->max_connections = bs_http_default_max_connections ();
+}
+
+guint
+bs_http_default_max_connections (void)
+{
+  struct rlimit nofile;
+
+  if (getrlimit (RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur == RLIM_INFINITY)
+    return BS_HTTP_MAX_CONNECTIONS_CAP;
+  return (guint) CLAMP (nofile.rlim_cur / 2, 16, BS_HTTP_MAX_CONNECTIONS_CAP);
 }
 
 static BsRequest *
@@ -225,30 +248,34 @@ request_started_cb (SoupServer *soup, SoupServerMessage *msg, gpointer user_data
 
   link->server = server;
   link->request = bs_request_new (msg);
-  link->request->deadline_us
-      = g_get_monotonic_time () + (gint64) server->limits.request_timeout_ms * 1000;
   g_hash_table_add (server->live, link);
-  g_hash_table_remove (server->idle, soup_server_message_get_socket (msg));
   g_object_set_data_full (G_OBJECT (msg), REQUEST_DATA_KEY, link, request_link_free);
   g_signal_connect (msg, "got-headers", G_CALLBACK (got_headers_cb), server);
   g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), server);
   g_signal_connect (msg, "wrote-body", G_CALLBACK (wrote_body_cb), NULL);
 }
 
-/* libsoup 3.2 does not watch a kept-alive connection between requests: a
- * client that closes it leaves us a CLOSE-WAIT socket forever. Remember it
- * with a deadline until its next request starts; the reaper closes it. */
+static BsHttpStream *
+stream_for (SoupServerMessage *msg)
+{
+  return bs_http_stream_from_address (soup_server_message_get_remote_address (msg));
+}
+
+/* A response went out on a kept-alive connection: the client has
+ * request_timeout_ms to begin the next request (then as long again to send
+ * it), or the connection is closed. */
 static void
 track_idle (BsHttpServer *server, SoupServerMessage *msg)
 {
-  GSocket *socket = soup_server_message_get_socket (msg);
-  gint64 *deadline;
+  BsHttpStream *stream = stream_for (msg);
 
-  if (socket == NULL || g_socket_is_closed (socket))
+  if (stream == NULL)
     return;
-  deadline = g_new (gint64, 1);
-  *deadline = g_get_monotonic_time () + (gint64) server->limits.request_timeout_ms * 1000;
-  g_hash_table_replace (server->idle, g_object_ref (socket), deadline);
+  if (server->draining)
+    bs_http_stream_expire (stream);
+  else if (bs_http_stream_is_idle (stream))
+    bs_http_stream_set_deadline (stream, g_get_monotonic_time ()
+                                             + (gint64) server->limits.request_timeout_ms * 1000);
 }
 
 static void
@@ -337,8 +364,18 @@ record_finished (BsHttpServer *server, SoupServerMessage *msg, gboolean aborted)
   BsRequest *request = request_for (msg);
   guint status = soup_server_message_get_status (msg);
 
+  BsHttpStream *stream = stream_for (msg);
+
   if (request == NULL || request->state == BS_REQUEST_DONE)
     return;
+  if (stream != NULL && bs_http_stream_was_rejected (stream)
+      && request->state == BS_REQUEST_READING)
+    {
+      /* the guard refused it before a handler saw it; its record is the
+       * refusal's (stream_rejected) */
+      request->state = BS_REQUEST_DONE;
+      return;
+    }
   if (request->state == BS_REQUEST_HANDLING)
     {
       server->in_flight--;
@@ -412,56 +449,152 @@ dispatch (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable
     }
 }
 
-static void
-close_socket (GSocket *socket)
-{
-  g_socket_shutdown (socket, TRUE, TRUE, NULL);
-  g_socket_close (socket, NULL);
-}
-
-/* Once a second: close sockets whose request (or keep-alive wait) ran past
- * its deadline. A socket libsoup is reading from sees the close as an error
- * and cleans up after itself; an idle one is not watched by libsoup at all. */
+/* Once a second: end connections whose request (or keep-alive wait) ran
+ * past its deadline. */
 static gboolean
 reaper_tick (gpointer user_data)
 {
   BsHttpServer *server = user_data;
   gint64 now = g_get_monotonic_time ();
   GHashTableIter iter;
-  gpointer key, value;
-  g_autoptr (GPtrArray) expired = g_ptr_array_new_with_free_func (g_object_unref);
+  gpointer key;
 
-  g_hash_table_iter_init (&iter, server->live);
+  g_hash_table_iter_init (&iter, server->connections);
   while (g_hash_table_iter_next (&iter, &key, NULL))
-    {
-      BsRequest *request = ((RequestLink *) key)->request;
-      GSocket *socket;
-
-      if (request->state != BS_REQUEST_READING || request->msg == NULL
-          || now < request->deadline_us)
-        continue;
-      socket = soup_server_message_get_socket (request->msg);
-      if (socket != NULL && !g_socket_is_closed (socket))
-        g_ptr_array_add (expired, g_object_ref (socket));
-      request->deadline_us = now + G_USEC_PER_SEC;
-    }
-
-  g_hash_table_iter_init (&iter, server->idle);
-  while (g_hash_table_iter_next (&iter, &key, &value))
-    {
-      GSocket *socket = key;
-      if (g_socket_is_closed (socket))
-        g_hash_table_iter_remove (&iter);
-      else if (now >= *(gint64 *) value)
-        {
-          g_ptr_array_add (expired, g_object_ref (socket));
-          g_hash_table_iter_remove (&iter);
-        }
-    }
-
-  for (guint i = 0; i < expired->len; i++)
-    close_socket (g_ptr_array_index (expired, i));
+    if (now >= bs_http_stream_get_deadline (key))
+      bs_http_stream_expire (key);
   return G_SOURCE_CONTINUE;
+}
+
+/* A complete response for a socket we answer ourselves. */
+static GBytes *
+direct_response (int code, const char *message, const char *request_id, gboolean retry_after)
+{
+  g_autoptr (GError) error = g_error_new_literal (BS_ERROR, code, message);
+  g_autoptr (JsonNode) body = bs_error_body_new (error);
+  gsize body_len = 0;
+  g_autofree char *body_text = bs_json_to_string (body, &body_len);
+  guint status = bs_error_http_status (error);
+  GString *text = g_string_sized_new (256 + body_len);
+
+  g_string_append_printf (text,
+                          "HTTP/1.1 %u %s\r\n"
+                          "Server: bookstore/" BS_VERSION "\r\n"
+                          "Content-Type: application/json\r\n"
+                          "Content-Length: %" G_GSIZE_FORMAT "\r\n"
+                          "X-Request-ID: %s\r\n"
+                          "%s"
+                          "Connection: close\r\n\r\n",
+                          status, soup_status_get_phrase (status), body_len, request_id,
+                          retry_after ? "Retry-After: 1\r\n" : "");
+  g_string_append_len (text, body_text, (gssize) body_len);
+  return g_string_free_to_bytes (text);
+}
+
+static GBytes *
+stream_rejected (BsHttpStream *stream, int code, const char *message, const char *method,
+                 const char *target, gpointer user_data)
+{
+  BsHttpServer *server = user_data;
+  g_autofree char *request_id = bs_request_id_from_header (NULL);
+  g_autoptr (GError) error = g_error_new_literal (BS_ERROR, code, message);
+  guint status = bs_error_http_status (error);
+  char status_code[16];
+
+  g_snprintf (status_code, sizeof status_code, "%u", status);
+  bs_metric_inc (server->requests_total,
+                 (const char *const[]){ "unmatched", method_label (method), status_class (status),
+                                        status_code, NULL },
+                 1);
+  bs_log_access (G_LOG_LEVEL_INFO, request_id, method, target, status, 0.0);
+  return direct_response (code, message, request_id, FALSE);
+}
+
+static void
+stream_closed (BsHttpStream *stream, gpointer user_data)
+{
+  BsHttpServer *server = user_data;
+
+  g_hash_table_remove (server->connections, stream);
+  bs_metric_set (server->connections_open, NULL, g_hash_table_size (server->connections));
+}
+
+static void
+refuse_connection (BsHttpServer *server, GSocket *socket)
+{
+  g_autofree char *request_id = bs_request_id_from_header (NULL);
+  g_autoptr (GBytes) response = NULL;
+
+  bs_metric_inc (server->connections_refused, NULL, 1);
+  if (!server->refusing)
+    g_warning ("%u connections open (HTTP_MAX_CONNECTIONS): refusing new ones with 503",
+               server->limits.max_connections);
+  server->refusing = TRUE;
+  response = direct_response (BS_ERROR_UNAVAILABLE, "too many connections; retry shortly",
+                              request_id, TRUE);
+  bs_http_socket_reply_and_close (socket, response, BS_HTTP_REFUSED_LINGER_MS);
+}
+
+static void
+accept_connection (GSocket *socket, gpointer user_data)
+{
+  BsHttpServer *server = user_data;
+  g_autoptr (GSocket) owned = socket;
+  g_autoptr (BsHttpStream) stream = NULL;
+  g_autoptr (GSocketAddress) local = NULL;
+  g_autoptr (GSocketAddress) remote = NULL;
+
+  if (g_hash_table_size (server->connections) >= server->limits.max_connections)
+    {
+      refuse_connection (server, socket);
+      return;
+    }
+  if (server->refusing)
+    g_message ("accepting connections again");
+  server->refusing = FALSE;
+  local = g_socket_get_local_address (socket, NULL);
+  remote = g_socket_get_remote_address (socket, NULL);
+  if (local == NULL || remote == NULL)
+    return; /* gone already */
+  stream = bs_http_stream_new (socket, &server->hooks, server);
+  bs_http_stream_set_request_timeout (stream, server->limits.request_timeout_ms);
+  bs_http_stream_set_deadline (stream, g_get_monotonic_time ()
+                                           + (gint64) server->limits.request_timeout_ms * 1000);
+  bs_http_stream_attach_to_address (stream, remote);
+  g_hash_table_add (server->connections, g_object_ref (stream));
+  bs_metric_set (server->connections_open, NULL, g_hash_table_size (server->connections));
+  soup_server_accept_iostream (server->soup, G_IO_STREAM (stream), local, remote, NULL);
+}
+
+static void
+accept_paused (gboolean paused, const char *error, gpointer user_data)
+{
+  BsHttpServer *server = user_data;
+
+  if (!paused)
+    return;
+  bs_metric_inc (server->accept_pauses, NULL, 1);
+  g_warning ("accept failed (%s): not accepting for %u ms; open connections are served", error,
+             BS_HTTP_ACCEPT_PAUSE_MS);
+}
+
+/* libsoup keeps connections alive only while it has a listener of its own
+ * (soup-server.c, request_finished). Ours accepts for it, so give it one
+ * that never fires: one end of a socket pair whose other end stays silent. */
+static void
+keep_alive_enable (BsHttpServer *server)
+{
+  int fds[2];
+
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
+    {
+      g_warning ("socketpair: %s: connections will not be kept alive", g_strerror (errno));
+      return;
+    }
+  server->keepalive_socket[0] = g_socket_new_from_fd (fds[0], NULL);
+  server->keepalive_socket[1] = g_socket_new_from_fd (fds[1], NULL);
+  if (server->keepalive_socket[0] != NULL)
+    soup_server_listen_socket (server->soup, server->keepalive_socket[0], 0, NULL);
 }
 
 BsHttpServer *
@@ -475,7 +608,9 @@ bs_http_server_new (BsRouter *router, BsMetrics *metrics, const BsHttpLimits *li
   else
     bs_http_limits_init_default (&server->limits);
   server->live = g_hash_table_new (NULL, NULL);
-  server->idle = g_hash_table_new_full (NULL, NULL, g_object_unref, g_free);
+  server->connections = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
+  server->hooks.rejected = stream_rejected;
+  server->hooks.closed = stream_closed;
   server->soup = soup_server_new ("server-header", "bookstore/" BS_VERSION " ", NULL);
 
   server->requests_total = bs_metrics_counter (
@@ -488,11 +623,23 @@ bs_http_server_new (BsRouter *router, BsMetrics *metrics, const BsHttpLimits *li
       bs_metrics_n_latency_buckets);
   server->in_flight_gauge = bs_metrics_gauge (
       metrics, "http_requests_in_flight", "Requests handed to a handler and not finished.", NULL);
+  server->connections_open
+      = bs_metrics_gauge (metrics, "http_connections_open", "Client connections open.", NULL);
+  server->connections_refused = bs_metrics_counter (
+      metrics, "http_connections_refused_total",
+      "Connections answered 503 and closed at once: HTTP_MAX_CONNECTIONS were open.", NULL);
+  server->accept_pauses = bs_metrics_counter (
+      metrics, "http_accept_pauses_total",
+      "Times accepting paused for 500 ms after accept() failed (EMFILE and the like).", NULL);
+  bs_metric_set (server->connections_open, NULL, 0);
+  bs_metric_inc (server->connections_refused, NULL, 0);
+  bs_metric_inc (server->accept_pauses, NULL, 0);
 
   g_signal_connect (server->soup, "request-started", G_CALLBACK (request_started_cb), server);
   g_signal_connect (server->soup, "request-finished", G_CALLBACK (request_finished_cb), server);
   g_signal_connect (server->soup, "request-aborted", G_CALLBACK (request_aborted_cb), server);
   soup_server_add_handler (server->soup, NULL, dispatch, server, NULL);
+  keep_alive_enable (server);
   server->reaper_id = g_timeout_add_seconds (1, reaper_tick, server);
   return server;
 }
@@ -506,6 +653,10 @@ bs_http_server_free (BsHttpServer *server)
   if (server == NULL)
     return;
   g_clear_handle_id (&server->reaper_id, g_source_remove);
+  g_clear_pointer (&server->listener, bs_http_listener_free);
+  g_hash_table_iter_init (&iter, server->connections);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    bs_http_stream_force_close (key);
   g_hash_table_iter_init (&iter, server->live);
   while (g_hash_table_iter_next (&iter, &key, NULL))
     ((RequestLink *) key)->server = NULL;
@@ -514,7 +665,9 @@ bs_http_server_free (BsHttpServer *server)
   g_clear_object (&server->soup);
   g_clear_object (&server->listen_socket);
   g_hash_table_unref (server->live);
-  g_hash_table_unref (server->idle);
+  g_hash_table_unref (server->connections);
+  g_clear_object (&server->keepalive_socket[0]);
+  g_clear_object (&server->keepalive_socket[1]);
   bs_router_free (server->router);
   g_free (server);
 }
@@ -583,8 +736,7 @@ bs_http_server_listen (BsHttpServer *server, const char *address, guint16 port, 
   if (socket == NULL)
     return FALSE;
   g_socket_set_blocking (socket, FALSE);
-  if (!soup_server_listen_socket (server->soup, socket, 0, error))
-    return FALSE;
+  server->listener = bs_http_listener_new (socket, accept_connection, accept_paused, server);
 
   local = g_socket_get_local_address (socket, error);
   if (local == NULL)
@@ -606,6 +758,20 @@ bs_http_server_is_socket_activated (BsHttpServer *server)
   return server->socket_activated;
 }
 
+/* At a stop, a kept-alive connection waiting for its next request is
+ * closed at once rather than at its deadline. */
+static void
+expire_idle_connections (BsHttpServer *server)
+{
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, server->connections);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (bs_http_stream_is_idle (key))
+      bs_http_stream_expire (key);
+}
+
 void
 bs_http_server_stop_accepting (BsHttpServer *server)
 {
@@ -613,19 +779,20 @@ bs_http_server_stop_accepting (BsHttpServer *server)
     return;
   server->draining = TRUE;
   check_drained (server);
+  if (server->listener != NULL)
+    bs_http_listener_stop (server->listener);
+  expire_idle_connections (server);
   if (server->listen_socket == NULL)
     return;
   if (server->socket_activated)
     {
       /* systemd holds the same listening socket for the next start: leave it
-       * listening and just drop our descriptor; libsoup's accept then fails
-       * and its listener stops. */
+       * listening and just drop our descriptor. */
       g_socket_close (server->listen_socket, NULL);
       return;
     }
-  /* shutdown() on a listening socket makes accept() fail and new connects be
-   * refused; libsoup's listener then stops, while the clients it already
-   * accepted are left alone (soup_server_disconnect would drop them). */
+  /* shutdown() on a listening socket makes new connects be refused, while
+   * the clients already accepted are left alone. */
   shutdown (g_socket_get_fd (server->listen_socket), SHUT_RD);
 }
 

@@ -15,16 +15,23 @@ typedef struct
   gsize max_body_bytes;     /* larger bodies get 413; default 1 MiB */
   guint request_timeout_ms; /* a whole request, or an idle keep-alive wait; default 15 s */
   guint listen_backlog;     /* default 1024 */
+  guint max_connections;    /* beyond: 503 and close; default bs_http_default_max_connections() */
 } BsHttpLimits;
 
 #define BS_HTTP_DEFAULT_MAX_BODY (1024 * 1024)
 #define BS_HTTP_DEFAULT_REQUEST_TIMEOUT_MS 15000
 #define BS_HTTP_DEFAULT_BACKLOG 1024
+#define BS_HTTP_MAX_CONNECTIONS_CAP 16384
+/* How long a refused connection is read (and discarded) before the close. */
+#define BS_HTTP_REFUSED_LINGER_MS 500
 /* A too-large body declared up to this size is read and discarded so the
  * client sees the 413; a larger one gets the 413 and the connection closed. */
 #define BS_HTTP_DRAIN_LIMIT (16 * 1024 * 1024)
 
 void bs_http_limits_init_default (BsHttpLimits *limits);
+/* Half the descriptor limit (RLIMIT_NOFILE), between 16 and 16384: the rest
+ * is left for PostgreSQL, Redis, outgoing HTTP and lingering closes. */
+guint bs_http_default_max_connections (void);
 
 /* Takes ownership of @router. @metrics gets http_requests_total and
  * http_request_duration_seconds; it must outlive the server. */

@@ -19,8 +19,7 @@ struct _BsRequest
   gboolean paused;
   gboolean replied;
   BsRequestState state;
-  gint64 started_us;  /* when the headers arrived */
-  gint64 deadline_us; /* for BS_REQUEST_READING */
+  gint64 started_us; /* when the headers arrived */
   char *request_id;
   const char *route_template; /* owned by the router */
   GHashTable *params;         /* name → value */

@@ -1,0 +1,419 @@
+/* bs-http-stream.c: a client connection as libsoup sees it; see the header.
+ *
+ * How a connection ends without libsoup acting on a refused request: libsoup
+ * only runs a handler once a head (and body) is complete, and when a read
+ * fails it drops the message and disconnects, closing this stream, provided
+ * it has begun a message, which for a kept-alive connection means it read at
+ * least one whole line. So a refusal hands on the bytes before the bad one,
+ * then "\r\n" when no line of the head went through yet, then a read error
+ * (never an end of file: libsoup parses a head cut short by one). */
+#include "bs-http-stream.h"
+
+#include "bs-http-guard.h"
+#include "bs-http-linger.h"
+
+#include <string.h>
+
+#define STREAM_QUARK_NAME "bs-http-stream"
+#define LINGER_MS 2000
+
+typedef enum
+{
+  END_NONE,
+  END_PEER_CLOSED, /* end of file, or the deadline passed */
+  END_REJECTED,    /* the guard refused a request */
+} EndReason;
+
+#define BS_TYPE_HTTP_INPUT (bs_http_input_get_type ())
+G_DECLARE_FINAL_TYPE (BsHttpInput, bs_http_input, BS, HTTP_INPUT, GInputStream)
+
+struct _BsHttpInput
+{
+  GInputStream parent;
+  BsHttpStream *stream; /* not owned: the stream owns us */
+};
+
+struct _BsHttpStream
+{
+  GIOStream parent;
+  GSocket *socket;
+  GSocketConnection *base; /* its output stream is ours */
+  BsHttpInput *input;
+  BsHttpGuard *guard;
+  const BsHttpStreamHooks *hooks;
+  gpointer user_data;
+  EndReason end;
+  gboolean line_sent; /* the "\r\n" that lets libsoup end the message */
+  GSource *wake;      /* child of the source libsoup polls; ready on expire */
+  gint64 deadline_us;
+  guint timeout_ms;
+  guint64 begun_seen;
+  gboolean socket_closed;
+};
+
+static void bs_http_input_pollable_init (GPollableInputStreamInterface *iface);
+
+G_DEFINE_TYPE_WITH_CODE (BsHttpInput, bs_http_input, G_TYPE_INPUT_STREAM,
+                         G_IMPLEMENT_INTERFACE (G_TYPE_POLLABLE_INPUT_STREAM,
+                                                bs_http_input_pollable_init))
+G_DEFINE_TYPE (BsHttpStream, bs_http_stream, G_TYPE_IO_STREAM)
+
+static GQuark
+stream_quark (void)
+{
+  return g_quark_from_static_string (STREAM_QUARK_NAME);
+}
+
+/* libsoup must end the message it is reading: hand on "\r\n" if it has not
+ * begun one yet, then fail every read. */
+static gssize
+end_read (BsHttpStream *self, guint8 *buffer, gsize count, GError **error)
+{
+  if (!self->line_sent && bs_http_guard_head_has_no_line (self->guard))
+    {
+      static const char line[] = "\r\n";
+      gsize n = MIN (count, (gsize) 2);
+      memcpy (buffer, line, n);
+      self->line_sent = n == 2;
+      return (gssize) n;
+    }
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
+                       self->end == END_REJECTED ? "request refused" : "connection closed by peer");
+  return -1;
+}
+
+static void
+note_progress (BsHttpStream *self)
+{
+  guint64 begun = bs_http_guard_get_requests_begun (self->guard);
+
+  if (begun != self->begun_seen)
+    {
+      self->begun_seen = begun;
+      self->deadline_us = g_get_monotonic_time () + (gint64) self->timeout_ms * 1000;
+    }
+  if (bs_http_guard_get_requests_read (self->guard) == begun
+      && !bs_http_guard_is_idle (self->guard))
+    return;
+  if (bs_http_guard_get_requests_read (self->guard) == begun)
+    self->deadline_us = G_MAXINT64; /* the handler's time is not ours to bound here */
+}
+
+static gssize
+input_read (BsHttpInput *input, void *buffer, gsize count, gboolean blocking,
+            GCancellable *cancellable, GError **error)
+{
+  BsHttpStream *self = input->stream;
+  g_autoptr (GError) local_error = NULL;
+
+  for (;;)
+    {
+      gssize n;
+      gsize kept;
+
+      if (self == NULL || self->socket_closed)
+        {
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED, "connection closed");
+          return -1;
+        }
+      if (self->end != END_NONE)
+        return end_read (self, buffer, count, error);
+      n = g_socket_receive_with_blocking (self->socket, buffer, count, blocking, cancellable,
+                                          &local_error);
+      if (n < 0 && g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return -1;
+        }
+      if (n <= 0)
+        {
+          /* end of file, or reset: either way libsoup must end the message */
+          g_clear_error (&local_error);
+          self->end = END_PEER_CLOSED;
+          continue;
+        }
+      kept = bs_http_guard_scan (self->guard, buffer, (gsize) n);
+      note_progress (self);
+      if (bs_http_guard_failed (self->guard))
+        self->end = END_REJECTED;
+      if (kept > 0)
+        return (gssize) kept;
+      if (self->end == END_NONE && !blocking)
+        {
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "no data yet");
+          return -1;
+        }
+    }
+}
+
+static gssize
+bs_http_input_read (GInputStream *stream, void *buffer, gsize count, GCancellable *cancellable,
+                    GError **error)
+{
+  return input_read (BS_HTTP_INPUT (stream), buffer, count, TRUE, cancellable, error);
+}
+
+static gssize
+bs_http_input_read_nonblocking (GPollableInputStream *stream, void *buffer, gsize count,
+                                GError **error)
+{
+  return input_read (BS_HTTP_INPUT (stream), buffer, count, FALSE, NULL, error);
+}
+
+static gboolean
+bs_http_input_can_poll (GPollableInputStream *stream)
+{
+  return TRUE;
+}
+
+static gboolean
+bs_http_input_is_readable (GPollableInputStream *stream)
+{
+  BsHttpStream *self = BS_HTTP_INPUT (stream)->stream;
+
+  if (self == NULL || self->socket_closed || self->end != END_NONE)
+    return TRUE;
+  return g_socket_condition_check (self->socket, G_IO_IN) != 0;
+}
+
+static gboolean
+wake_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  g_source_set_ready_time (source, -1);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs wake_funcs = { NULL, NULL, wake_dispatch, NULL, NULL, NULL };
+
+static GSource *
+bs_http_input_create_source (GPollableInputStream *stream, GCancellable *cancellable)
+{
+  BsHttpStream *self = BS_HTTP_INPUT (stream)->stream;
+  g_autoptr (GSource) socket_source = NULL;
+  GSource *source;
+
+  if (self == NULL || self->socket_closed)
+    {
+      source = g_pollable_source_new (G_OBJECT (stream));
+      g_source_set_ready_time (source, 0);
+      return source;
+    }
+  socket_source = g_socket_create_source (self->socket, G_IO_IN, NULL);
+  source = g_pollable_source_new_full (stream, socket_source, cancellable);
+  if (self->wake != NULL)
+    g_source_unref (self->wake);
+  self->wake = g_source_new (&wake_funcs, sizeof (GSource));
+  g_source_add_child_source (source, self->wake);
+  if (self->end != END_NONE)
+    g_source_set_ready_time (self->wake, 0);
+  return source;
+}
+
+static void
+bs_http_input_pollable_init (GPollableInputStreamInterface *iface)
+{
+  iface->can_poll = bs_http_input_can_poll;
+  iface->is_readable = bs_http_input_is_readable;
+  iface->create_source = bs_http_input_create_source;
+  iface->read_nonblocking = bs_http_input_read_nonblocking;
+}
+
+static gboolean
+bs_http_input_close (GInputStream *stream, GCancellable *cancellable, GError **error)
+{
+  return TRUE; /* the socket is closed with the stream */
+}
+
+static void
+bs_http_input_class_init (BsHttpInputClass *klass)
+{
+  GInputStreamClass *input_class = G_INPUT_STREAM_CLASS (klass);
+
+  input_class->read_fn = bs_http_input_read;
+  input_class->close_fn = bs_http_input_close;
+}
+
+static void
+bs_http_input_init (BsHttpInput *input)
+{
+}
+
+static void
+socket_closed (BsHttpStream *self)
+{
+  if (self->socket_closed)
+    return;
+  self->socket_closed = TRUE;
+  if (self->hooks->closed != NULL)
+    self->hooks->closed (self, self->user_data);
+}
+
+static void
+lingered (gpointer user_data)
+{
+  g_autoptr (BsHttpStream) self = user_data;
+
+  socket_closed (self);
+}
+
+static gboolean
+bs_http_stream_close (GIOStream *stream, GCancellable *cancellable, GError **error)
+{
+  BsHttpStream *self = BS_HTTP_STREAM (stream);
+  g_autoptr (GBytes) response = NULL;
+
+  if (self->socket_closed)
+    return TRUE;
+  if (self->end == END_REJECTED && self->hooks->rejected != NULL)
+    response = self->hooks->rejected (self, bs_http_guard_get_error_code (self->guard),
+                                      bs_http_guard_get_error_message (self->guard),
+                                      bs_http_guard_get_method (self->guard),
+                                      bs_http_guard_get_target (self->guard), self->user_data);
+  if (response == NULL)
+    {
+      g_socket_close (self->socket, NULL);
+      socket_closed (self);
+      return TRUE;
+    }
+  /* answer, then read what the client still sends for a while before the
+   * close, so that its TCP stack does not reset the answer away */
+  bs_http_linger_start (self->socket, response, LINGER_MS, lingered, g_object_ref (self));
+  return TRUE;
+}
+
+static GInputStream *
+bs_http_stream_get_input_stream (GIOStream *stream)
+{
+  return G_INPUT_STREAM (BS_HTTP_STREAM (stream)->input);
+}
+
+static GOutputStream *
+bs_http_stream_get_output_stream (GIOStream *stream)
+{
+  return g_io_stream_get_output_stream (G_IO_STREAM (BS_HTTP_STREAM (stream)->base));
+}
+
+static void
+bs_http_stream_finalize (GObject *object)
+{
+  BsHttpStream *self = BS_HTTP_STREAM (object);
+
+  if (!self->socket_closed)
+    g_socket_close (self->socket, NULL);
+  self->input->stream = NULL;
+  g_clear_object (&self->input);
+  g_clear_object (&self->base);
+  g_clear_object (&self->socket);
+  g_clear_pointer (&self->wake, g_source_unref);
+  bs_http_guard_free (self->guard);
+  G_OBJECT_CLASS (bs_http_stream_parent_class)->finalize (object);
+}
+
+static void
+bs_http_stream_class_init (BsHttpStreamClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GIOStreamClass *stream_class = G_IO_STREAM_CLASS (klass);
+
+  object_class->finalize = bs_http_stream_finalize;
+  stream_class->get_input_stream = bs_http_stream_get_input_stream;
+  stream_class->get_output_stream = bs_http_stream_get_output_stream;
+  stream_class->close_fn = bs_http_stream_close;
+}
+
+static void
+bs_http_stream_init (BsHttpStream *self)
+{
+  self->deadline_us = G_MAXINT64;
+}
+
+BsHttpStream *
+bs_http_stream_new (GSocket *socket, const BsHttpStreamHooks *hooks, gpointer user_data)
+{
+  BsHttpStream *self = g_object_new (BS_TYPE_HTTP_STREAM, NULL);
+
+  self->socket = g_object_ref (socket);
+  self->base = g_socket_connection_factory_create_connection (socket);
+  self->input = g_object_new (BS_TYPE_HTTP_INPUT, NULL);
+  self->input->stream = self;
+  self->guard = bs_http_guard_new ();
+  self->hooks = hooks;
+  self->user_data = user_data;
+  return self;
+}
+
+GSocket *
+bs_http_stream_get_socket (BsHttpStream *stream)
+{
+  return stream->socket;
+}
+
+BsHttpStream *
+bs_http_stream_from_address (GSocketAddress *address)
+{
+  if (address == NULL)
+    return NULL;
+  return g_object_get_qdata (G_OBJECT (address), stream_quark ());
+}
+
+void
+bs_http_stream_attach_to_address (BsHttpStream *stream, GSocketAddress *address)
+{
+  g_object_set_qdata_full (G_OBJECT (address), stream_quark (), g_object_ref (stream),
+                           g_object_unref);
+}
+
+gboolean
+bs_http_stream_was_rejected (BsHttpStream *stream)
+{
+  return stream->end == END_REJECTED;
+}
+
+gint64
+bs_http_stream_get_deadline (BsHttpStream *stream)
+{
+  return stream->deadline_us;
+}
+
+void
+bs_http_stream_set_deadline (BsHttpStream *stream, gint64 deadline_us)
+{
+  stream->deadline_us = deadline_us;
+}
+
+void
+bs_http_stream_set_request_timeout (BsHttpStream *stream, guint timeout_ms)
+{
+  stream->timeout_ms = timeout_ms;
+}
+
+gboolean
+bs_http_stream_is_idle (BsHttpStream *stream)
+{
+  return bs_http_guard_is_idle (stream->guard);
+}
+
+void
+bs_http_stream_expire (BsHttpStream *stream)
+{
+  if (stream->end == END_NONE)
+    stream->end = END_PEER_CLOSED;
+  stream->deadline_us = G_MAXINT64;
+  if (stream->wake != NULL && !g_source_is_destroyed (stream->wake))
+    g_source_set_ready_time (stream->wake, 0);
+}
+
+void
+bs_http_stream_force_close (BsHttpStream *stream)
+{
+  if (stream->socket_closed)
+    return;
+  g_socket_close (stream->socket, NULL);
+  socket_closed (stream);
+}
+
+void
+bs_http_socket_reply_and_close (GSocket *socket, GBytes *response, guint linger_ms)
+{
+  bs_http_linger_start (socket, response, linger_ms, NULL, NULL);
+}
