@@ -38,7 +38,9 @@ books_app_new (GError **error)
   if (!bs_config_get_pg_dsn ("BOOKS_DB_DSN", &app->dsn, error)
       || !bs_config_get_uint ("BOOKS_DB_POOL_SIZE", options.size, 1, 64, &options.size, error)
       || !bs_config_get_uint ("BOOKS_DB_TIMEOUT_MS", options.query_timeout_ms, 100, 600000,
-                              &options.query_timeout_ms, error))
+                              &options.query_timeout_ms, error)
+      || !bs_config_get_uint ("BOOKS_DB_MAX_WAITING", options.max_waiting, 1, 1000000,
+                              &options.max_waiting, error))
     return NULL;
 
   app->service = bs_service_new (SERVICE_NAME, DEFAULT_PORT, error);

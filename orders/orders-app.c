@@ -221,6 +221,8 @@ orders_app_new (GError **error)
       || !bs_config_get_uint ("ORDERS_DB_POOL_SIZE", options.size, 1, 64, &options.size, error)
       || !bs_config_get_uint ("ORDERS_DB_TIMEOUT_MS", options.query_timeout_ms, 100, 600000,
                               &options.query_timeout_ms, error)
+      || !bs_config_get_uint ("ORDERS_DB_MAX_WAITING", options.max_waiting, 1, 1000000,
+                              &options.max_waiting, error)
       || !bs_config_get_uint ("IDEMPOTENCY_KEY_RETENTION_HOURS", app->key_retention_hours, 24, 8760,
                               &app->key_retention_hours, error)
       || !read_books_options (&books_options, &books_url, error) || !read_redis (app, error))

@@ -212,7 +212,15 @@ bs_error_body_new (const GError *error)
   json_builder_set_member_name (builder, "error");
   json_builder_add_string_value (builder, bs_error_code_name (error));
   json_builder_set_member_name (builder, "message");
-  json_builder_add_string_value (builder, error->message);
+  /* messages may quote what a client sent: never let that make the body
+   * invalid UTF-8 */
+  if (g_utf8_validate (error->message, -1, NULL))
+    json_builder_add_string_value (builder, error->message);
+  else
+    {
+      g_autofree char *valid = g_utf8_make_valid (error->message, -1);
+      json_builder_add_string_value (builder, valid);
+    }
   json_builder_end_object (builder);
   return json_builder_get_root (builder);
 }

@@ -89,7 +89,9 @@ bs_service_new_full (const char *name, const char *port_variable, guint16 defaul
   if (!bs_config_get_port (port_variable, default_port, &service->port, error)
       || !bs_config_get_string ("BIND_ADDRESS", "0.0.0.0", &service->bind_address, error)
       || !bs_config_get_uint ("HTTP_REQUEST_TIMEOUT_MS", limits.request_timeout_ms, 100,
-                              3600 * 1000, &timeout_ms, error))
+                              3600 * 1000, &timeout_ms, error)
+      || !bs_config_get_uint ("HTTP_MAX_CONNECTIONS", limits.max_connections, 1, 10000000,
+                              &limits.max_connections, error))
     return NULL;
   if (!g_hostname_is_ip_address (service->bind_address))
     {
