@@ -252,7 +252,7 @@ static const char *
 trimmed_value (BsHttpGuard *guard)
 {
   char *v = guard->value;
-  gsize len = guard->value_len;
+  gsize len = MIN (guard->value_len, (gsize) VALUE_MAX_KEPT);
 
   while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
     len--;

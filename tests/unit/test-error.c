@@ -85,7 +85,7 @@ test_foreign (void)
 {
   g_autoptr (GError) io = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "x");
   g_autoptr (GError) file = g_error_new_literal (G_FILE_ERROR, G_FILE_ERROR_NOENT, "x");
-  g_autoptr (GError) beyond = g_error_new_literal (BS_ERROR, BS_ERROR_CONFIG + 1, "x");
+  g_autoptr (GError) beyond = g_error_new_literal (BS_ERROR, BS_ERROR_HTTP_VERSION + 1, "x");
   g_autoptr (GError) huge = g_error_new_literal (BS_ERROR, 100000, "x");
   g_autoptr (GError) negative = g_error_new_literal (BS_ERROR, -1, "x");
   const GError *errors[] = { io, file, beyond, huge, negative };
