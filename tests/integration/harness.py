@@ -874,13 +874,14 @@ class DaemonManager:
         self.daemons.append(d)
         return d.spawn()
 
-    def start(self, db=None, dsn=None, env=None, wait="healthy", port=None, name=None):
+    def start(self, db=None, dsn=None, env=None, wait="healthy", port=None, name=None, argv_prefix=()):
         """Start a bookstore-books daemon on a free port (retrying if the port
         was taken meanwhile).
 
-        db: a database name on self.cluster (a fresh one is made if neither db nor dsn)."""
+        db: a database name on self.cluster (a fresh one is made if neither db nor dsn);
+        argv_prefix: a command the daemon runs under, e.g. ["prlimit", "--nofile=256:256"]."""
         return self._start("books", db, dsn, env, wait, port, name,
-                           lambda dsn_, p: self.env_for(dsn_, p, env))
+                           lambda dsn_, p: self.env_for(dsn_, p, env), argv_prefix)
 
     def start_orders(self, books=None, books_url=None, db=None, dsn=None, env=None, wait="healthy",
                      port=None, name=None):
@@ -900,7 +901,7 @@ class DaemonManager:
         d.books_url = books_url
         return d
 
-    def _start(self, kind, db, dsn, env, wait, port, name, make_env):
+    def _start(self, kind, db, dsn, env, wait, port, name, make_env, argv_prefix=()):
         if dsn is None:
             if db is None:
                 db = self.cluster.new_db()
@@ -908,7 +909,7 @@ class DaemonManager:
         attempts = 1 if port else 3
         for attempt in range(attempts):
             p = port or free_port()
-            d = self.spawn(make_env(dsn, p), port=p, name=name, kind=kind)
+            d = self.spawn(make_env(dsn, p), port=p, name=name, kind=kind, argv_prefix=argv_prefix)
             d.db = db
             d.dsn = dsn
             try:
