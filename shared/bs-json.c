@@ -2,6 +2,7 @@
 #include "bs-json.h"
 
 #include "bs-error.h"
+#include "bs-text.h"
 
 #include <string.h>
 
@@ -344,7 +345,6 @@ bs_json_get_string (JsonObject *object, const char *member, gboolean allow_blank
                     char **out, GError **error)
 {
   JsonNode *node = json_object_get_member (object, member);
-  g_autofree char *value = NULL;
 
   *out = NULL;
   if (node == NULL)
@@ -354,27 +354,7 @@ bs_json_get_string (JsonObject *object, const char *member, gboolean allow_blank
       g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s must be a string", member);
       return FALSE;
     }
-  value = g_strstrip (g_strdup (json_node_get_string (node)));
-  for (const char *c = value; *c != '\0'; c++)
-    if ((unsigned char) *c < 0x20 && *c != '\n' && *c != '\t' && *c != '\r')
-      {
-        g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s must not contain control characters",
-                     member);
-        return FALSE;
-      }
-  if (!allow_blank && *value == '\0')
-    {
-      g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s must not be blank", member);
-      return FALSE;
-    }
-  if (g_utf8_strlen (value, -1) > (glong) max_chars)
-    {
-      g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s must be at most %u characters", member,
-                   max_chars);
-      return FALSE;
-    }
-  *out = g_steal_pointer (&value);
-  return TRUE;
+  return bs_text_check (member, json_node_get_string (node), allow_blank, max_chars, out, error);
 }
 
 gboolean

@@ -22,8 +22,10 @@ JsonObject *bs_json_parse_object (const char *data, gsize len, GError **error);
 /* Fails unless every member of @object is named in @allowed (NULL-terminated). */
 gboolean bs_json_check_members (JsonObject *object, const char *const *allowed, GError **error);
 
-/* A string member, trimmed; with @allow_blank FALSE an empty result is an
- * error. @max_chars bounds the length in characters. *@out is NULL when absent. */
+/* A string member checked by bs_text_check (bs-text.h): trimmed of Unicode
+ * whitespace, no control characters but TAB, LF and CR, and with
+ * @allow_blank FALSE not blank (whitespace or invisible characters only).
+ * @max_chars bounds the length in characters. *@out is NULL when absent. */
 gboolean bs_json_get_string (JsonObject *object, const char *member, gboolean allow_blank,
                              guint max_chars, char **out, GError **error);
 

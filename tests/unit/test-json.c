@@ -596,6 +596,52 @@ test_get_int_overflow (void)
   }
 }
 
+/* Text members follow bs-text.h: no C0 (but TAB, LF, CR), DEL or C1
+ * controls; trimmed of Unicode whitespace; invisible-only is blank. */
+static void
+test_get_string_rules (void)
+{
+  g_autoptr (JsonObject) o = object_from (
+      "{\"del\":\"a\\u007fb\",\"nel\":\"a\\u0085b\",\"csi\":\"\\u009b31m\",\"raw_c1\":"
+      "\"a\xc2\x9f\","
+      "\"nbsp\":\"\\u00a0\",\"zwsp\":\"\\u200b\\u2060\\ufeff\",\"padded\":\"\\u3000Dune\\u00a0\","
+      "\"zw_text\":\"\\u200bDune\",\"tab\":\"a\\tb\"}");
+  static const struct
+  {
+    const char *member;
+    const char *needle; /* NULL: accepted */
+    const char *value;
+  } cases[] = {
+    { "del", "control", NULL },
+    { "nel", "U+0085", NULL },
+    { "csi", "U+009B", NULL },
+    { "raw_c1", "control", NULL },
+    { "nbsp", "blank", NULL },
+    { "zwsp", "blank", NULL },
+    { "padded", NULL, "Dune" },
+    { "zw_text", NULL,
+      "\xe2\x80\x8b"
+      "Dune" },
+    { "tab", NULL, "a\tb" },
+  };
+
+  if (o == NULL)
+    return;
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *out = NULL;
+      gboolean ok = bs_json_get_string (o, cases[i].member, FALSE, 100, &out, &error);
+
+      if (cases[i].needle == NULL && (!ok || g_strcmp0 (out, cases[i].value) != 0))
+        bs_test_fail ("%s: refused or wrong value", cases[i].member);
+      else if (cases[i].needle != NULL
+               && (ok || strstr (error->message, cases[i].needle) == NULL
+                   || strstr (error->message, cases[i].member) == NULL))
+        bs_test_fail ("%s: accepted, or message lacks \"%s\"", cases[i].member, cases[i].needle);
+    }
+}
+
 static void
 test_get_int_absent (void)
 {
@@ -683,6 +729,7 @@ main (int argc, char **argv)
   g_test_add_func ("/bs/json/get-int/values", test_get_int);
   g_test_add_func ("/bs/json/get-int/overflow", test_get_int_overflow);
   g_test_add_func ("/bs/json/get-int/absent", test_get_int_absent);
+  g_test_add_func ("/bs/json/get-string/rules", test_get_string_rules);
   g_test_add_func ("/bs/json/to-string/compact", test_to_string);
   g_test_add_func ("/bs/json/to-string/control-characters", test_to_string_control_characters);
 
