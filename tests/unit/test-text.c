@@ -46,8 +46,7 @@ test_blank (void)
   static const char *const not_blank[] = {
     "a",
     ".",
-    "\xe2\x80\x8b"
-    "a",
+    "\xe2\x80\x8b\x61", /* U+200B then "a" */
     "a\xc2\xa0",
     "\xcc\x81",         /* a lone combining accent */
     "\xf0\x9f\x93\x9a", /* U+1F4DA */
