@@ -324,3 +324,20 @@ def test_orders_utf8_charset_accepted(shared_pair):
     resp = send(shared_pair.api, {"book_id": book["id"], "quantity": 1}, path="/v1/orders",
                 content_type="application/json; charset=UTF-8")
     assert_status(resp, 201)
+
+
+# --------------------------------------------------------------------------
+# the rules are for what clients send: a book Books stored before them
+# stays orderable (Orders snapshots what Books serves; refusing it would be a
+# 502 counted against Books by the circuit breaker)
+
+
+def test_orders_snapshot_books_stored_before_the_rules(odaemons):
+    from harness import BooksStub, OrdersApi, raw_money
+
+    with BooksStub(title="Legacy\u0085Title\x7f", author="\u00a0\u200b") as stub:
+        orders = odaemons.start_orders(books_url=stub.url(), wait="database")
+        resp = OrdersApi(orders.url()).create_order(5, 2)
+        order = resp.json()
+        assert (order["book_title"], order["book_author"]) == ("Legacy\u0085Title\x7f", "\u00a0\u200b")
+        assert raw_money(resp, "total_price") == "25.98", describe(resp)
