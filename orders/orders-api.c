@@ -6,6 +6,7 @@
 #include "orders-store.h"
 
 #include "bs-error.h"
+#include "bs-idempotency-key.h"
 #include "bs-json-writer.h"
 #include "bs-money.h"
 #include "bs-pagination.h"
@@ -303,7 +304,7 @@ handle_create (BsRequest *request, gpointer user_data)
   CallContext *ctx;
 
   if (object == NULL || !orders_order_input_parse (object, &input, &error)
-      || !orders_idempotency_key_check (key, &error))
+      || !bs_idempotency_key_check (key, &error))
     {
       bs_request_reply_error (request, error);
       return;

@@ -5,8 +5,6 @@
 #include "bs-json.h"
 #include "bs-money.h"
 
-#include <string.h>
-
 gboolean
 orders_order_input_parse (JsonObject *object, OrdersOrderInput *input, GError **error)
 {
@@ -35,30 +33,6 @@ orders_order_input_fingerprint (const OrdersOrderInput *input)
                          input->book_id, input->quantity);
 
   return g_compute_checksum_for_string (G_CHECKSUM_SHA256, canonical, -1);
-}
-
-gboolean
-orders_idempotency_key_check (const char *key, GError **error)
-{
-  gsize len;
-
-  if (key == NULL)
-    return TRUE;
-  len = strlen (key);
-  if (len == 0 || len > ORDERS_IDEMPOTENCY_KEY_MAX)
-    {
-      g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION,
-                   "Idempotency-Key must be 1 to %d characters", ORDERS_IDEMPOTENCY_KEY_MAX);
-      return FALSE;
-    }
-  for (gsize i = 0; i < len; i++)
-    if (key[i] < 0x21 || key[i] > 0x7e)
-      {
-        g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION,
-                             "Idempotency-Key must be visible ASCII characters only");
-        return FALSE;
-      }
-  return TRUE;
 }
 
 static void

@@ -10,7 +10,6 @@
 G_BEGIN_DECLS
 
 #define ORDERS_QUANTITY_MAX 10000
-#define ORDERS_IDEMPOTENCY_KEY_MAX 255
 
 /* What a client sends to create an order. */
 typedef struct
@@ -26,9 +25,6 @@ gboolean orders_order_input_parse (JsonObject *object, OrdersOrderInput *input, 
 /* The SHA-256 (hex) of the canonical form of @input: equal for equal
  * requests whatever their JSON spelling. */
 char *orders_order_input_fingerprint (const OrdersOrderInput *input);
-
-/* NULL (no key) is fine; otherwise 1..255 visible ASCII characters. */
-gboolean orders_idempotency_key_check (const char *key, GError **error);
 
 /* The columns every order query selects, in this order. */
 #define ORDERS_ORDER_COLUMNS                                                                       \

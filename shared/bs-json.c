@@ -1,13 +1,18 @@
 /* bs-json.c: request-body JSON with bounded depth and strict member types. */
 #include "bs-json.h"
 
+#include "bs-decimal.h"
 #include "bs-error.h"
+#include "bs-text.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Valid JSON that no request field can hold: a validation error, not a
  * malformed body. Compared by address. */
 static const char integer_out_of_range[] = "integer out of range (beyond 64 bits)";
+static const char number_out_of_range[] = "number out of range";
+static const char number_inexact[] = "number with more precision than can be kept exactly";
 
 /* A strict RFC 8259 checker that runs before json-glib, because json-glib
  * 1.6 recurses without bound, accepts comments, single quotes, leading zeros
@@ -18,6 +23,10 @@ typedef struct
   const char *p;
   const char *end;
   const char *problem; /* static text: what is wrong */
+  const char *number;  /* the literal, for the number problems above */
+  gsize number_len;
+  const char *member; /* the raw name of the current top-level member */
+  gsize member_len;
 } Scanner;
 
 static gboolean scan_value (Scanner *sc, guint depth);
@@ -123,6 +132,39 @@ scan_digits (Scanner *sc)
   return sc->p > start;
 }
 
+/* json-glib 1.6 keeps no number's text: integers become gint64 (wrapping
+ * those beyond 64 bits) and other numbers g_ascii_strtod's double. So the
+ * literal is checked here, where its text is at hand: an integer must fit in
+ * 64 bits, and any other number must come back exactly from its double,
+ * i.e. be the shortest decimal that reads back as that double (the form
+ * bs_money_from_json reads). That refuses 0.10000000000000000001 (its
+ * double reads back as 0.1) and 1e-400 (0), and loses nothing a request can
+ * hold: an amount in cents within NUMERIC(10,2) has at most 10 digits. */
+static gboolean
+check_number (Scanner *sc, const char *start, gboolean integer)
+{
+  gsize len = sc->p - start;
+  g_autofree char *text = g_strndup (start, len);
+  BsDecimal dec;
+  gint64 value;
+  double d;
+
+  sc->number = start;
+  sc->number_len = len;
+  if (integer)
+    {
+      if (!g_ascii_string_to_signed (text, 10, G_MININT64, G_MAXINT64, &value, NULL))
+        return fail (sc, integer_out_of_range);
+      return TRUE;
+    }
+  d = g_ascii_strtod (text, NULL);
+  if (!isfinite (d))
+    return fail (sc, number_out_of_range);
+  if (!bs_decimal_parse (text, len, TRUE, &dec) || !bs_decimal_is_exact_double (&dec, d))
+    return fail (sc, number_inexact);
+  return TRUE;
+}
+
 static gboolean
 scan_number (Scanner *sc)
 {
@@ -155,15 +197,7 @@ scan_number (Scanner *sc)
       if (!scan_digits (sc))
         return fail (sc, "bad number");
     }
-  if (integer)
-    {
-      /* json-glib wraps integers outside 64 bits: refuse them here */
-      g_autofree char *text = g_strndup (start, sc->p - start);
-      gint64 value;
-      if (!g_ascii_string_to_signed (text, 10, G_MININT64, G_MAXINT64, &value, NULL))
-        return fail (sc, integer_out_of_range);
-    }
-  return TRUE;
+  return check_number (sc, start, integer);
 }
 
 static gboolean
@@ -197,8 +231,14 @@ scan_container (Scanner *sc, guint depth, char close)
         {
           if (sc->p >= sc->end || *sc->p != '"')
             return fail (sc, "expected a member name in double quotes");
+          const char *name = sc->p + 1;
           if (!scan_string (sc))
             return FALSE;
+          if (depth == 0)
+            {
+              sc->member = name;
+              sc->member_len = sc->p - 1 - name;
+            }
           skip_ws (sc);
           if (sc->p >= sc->end || *sc->p != ':')
             return fail (sc, "expected ':' after a member name");
@@ -249,6 +289,17 @@ scan_value (Scanner *sc, guint depth)
     }
 }
 
+static gboolean
+scan_document (Scanner *sc)
+{
+  if (!scan_value (sc, 0))
+    return FALSE;
+  skip_ws (sc);
+  if (sc->p == sc->end)
+    return TRUE;
+  return fail (sc, "unexpected data after the JSON value");
+}
+
 /* TRUE when @data is exactly one valid JSON value; else *@problem says why
  * and *@offset where. */
 gboolean
@@ -256,16 +307,52 @@ bs_json_validate (const char *data, gsize len, const char **problem, gsize *offs
 {
   Scanner sc = { data, data + len, NULL };
 
-  if (scan_value (&sc, 0))
-    {
-      skip_ws (&sc);
-      if (sc.p == sc.end)
-        return TRUE;
-      fail (&sc, "unexpected data after the JSON value");
-    }
+  if (scan_document (&sc))
+    return TRUE;
   *problem = sc.problem;
   *offset = (gsize) (sc.p - data);
   return FALSE;
+}
+
+/* At most @max bytes of @text, cut at a character boundary, "…" if cut. */
+static char *
+excerpt (const char *text, gsize len, gsize max)
+{
+  gsize cut = len;
+
+  if (len <= max)
+    return g_strndup (text, len);
+  cut = max;
+  while (cut > 0 && ((guchar) text[cut] & 0xc0) == 0x80)
+    cut--;
+  return g_strdup_printf ("%.*s\xe2\x80\xa6", (int) cut, text); /* U+2026 */
+}
+
+static void
+set_scan_error (const Scanner *sc, const char *data, GError **error)
+{
+  g_autofree char *number = NULL;
+  g_autofree char *member = NULL;
+  const char *why;
+
+  if (sc->problem == integer_out_of_range)
+    why = "is out of range (integers must fit in 64 bits)";
+  else if (sc->problem == number_out_of_range)
+    why = "is out of range";
+  else if (sc->problem == number_inexact)
+    why = "has more precision than can be kept exactly";
+  else
+    {
+      g_set_error (error, BS_ERROR, BS_ERROR_MALFORMED_JSON,
+                   "malformed JSON at byte %" G_GSIZE_FORMAT ": %s", (gsize) (sc->p - data),
+                   sc->problem);
+      return;
+    }
+  /* valid JSON, a value no field can hold: the message says so, not "malformed" */
+  number = excerpt (sc->number, sc->number_len, 40);
+  member = sc->member != NULL ? excerpt (sc->member, sc->member_len, 64) : NULL;
+  g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s%sthe number %s %s",
+               member != NULL ? member : "", member != NULL ? ": " : "", number, why);
 }
 
 JsonObject *
@@ -274,8 +361,7 @@ bs_json_parse_object (const char *data, gsize len, GError **error)
   g_autoptr (JsonParser) parser = NULL;
   g_autoptr (GError) parse_error = NULL;
   JsonNode *root;
-  const char *problem = NULL;
-  gsize offset = 0;
+  Scanner sc = { 0 };
 
   if (data == NULL || len == 0)
     {
@@ -289,11 +375,11 @@ bs_json_parse_object (const char *data, gsize len, GError **error)
                            "request body is not valid UTF-8");
       return NULL;
     }
-  if (!bs_json_validate (data, len, &problem, &offset))
+  sc.p = data;
+  sc.end = data + len;
+  if (!scan_document (&sc))
     {
-      g_set_error (error, BS_ERROR,
-                   problem == integer_out_of_range ? BS_ERROR_VALIDATION : BS_ERROR_MALFORMED_JSON,
-                   "malformed JSON at byte %" G_GSIZE_FORMAT ": %s", offset, problem);
+      set_scan_error (&sc, data, error);
       return NULL;
     }
 
@@ -344,7 +430,6 @@ bs_json_get_string (JsonObject *object, const char *member, gboolean allow_blank
                     char **out, GError **error)
 {
   JsonNode *node = json_object_get_member (object, member);
-  g_autofree char *value = NULL;
 
   *out = NULL;
   if (node == NULL)
@@ -354,27 +439,7 @@ bs_json_get_string (JsonObject *object, const char *member, gboolean allow_blank
       g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s must be a string", member);
       return FALSE;
     }
-  value = g_strstrip (g_strdup (json_node_get_string (node)));
-  for (const char *c = value; *c != '\0'; c++)
-    if ((unsigned char) *c < 0x20 && *c != '\n' && *c != '\t' && *c != '\r')
-      {
-        g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s must not contain control characters",
-                     member);
-        return FALSE;
-      }
-  if (!allow_blank && *value == '\0')
-    {
-      g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s must not be blank", member);
-      return FALSE;
-    }
-  if (g_utf8_strlen (value, -1) > (glong) max_chars)
-    {
-      g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "%s must be at most %u characters", member,
-                   max_chars);
-      return FALSE;
-    }
-  *out = g_steal_pointer (&value);
-  return TRUE;
+  return bs_text_check (member, json_node_get_string (node), allow_blank, max_chars, out, error);
 }
 
 gboolean

@@ -1,19 +1,64 @@
 /* bs-money.c: decimal text <-> integer cents. */
 #include "bs-money.h"
 
+#include "bs-decimal.h"
 #include "bs-error.h"
 
+#include <math.h>
 #include <string.h>
+
+/* One rule for every spelling of a price, applied to its exact value: at
+ * most BS_MONEY_MAX_CENTS, a whole number of cents (digits after the second
+ * decimal may only be zeros: "1.500" is 1.50, "1.505" is refused), not
+ * negative; negative zero is zero. */
+static gboolean
+decimal_to_cents (const BsDecimal *dec, gint64 *out_cents, GError **error)
+{
+  gint64 cents = 0;
+
+  if (dec->n_digits == 0)
+    {
+      *out_cents = 0; /* "-0", "-0.00", -0.0: zero */
+      return TRUE;
+    }
+  if (dec->negative)
+    {
+      g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION, "price must not be negative");
+      return FALSE;
+    }
+  /* digits before the point: n_digits + exponent */
+  if ((gint64) dec->n_digits + dec->exponent > 8)
+    {
+      g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "price must be at most %s", "99999999.99");
+      return FALSE;
+    }
+  if (dec->exponent < -2)
+    {
+      g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION,
+                           "price must have at most two decimal places");
+      return FALSE;
+    }
+  /* now n_digits <= 10 and the value is digits × 10^(exponent + 2) cents */
+  for (guint i = 0; i < dec->n_digits; i++)
+    cents = cents * 10 + (dec->digits[i] - '0');
+  for (gint64 i = 0; i < dec->exponent + 2; i++)
+    cents *= 10;
+  *out_cents = cents;
+  return TRUE;
+}
+
+static gboolean
+bad_format (GError **error)
+{
+  g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION,
+                       "price must be a decimal number such as \"15.99\"");
+  return FALSE;
+}
 
 gboolean
 bs_money_parse (const char *text, gint64 *out_cents, GError **error)
 {
-  const char *p = text;
-  gint64 units = 0;
-  gint64 cents = 0;
-  guint int_digits = 0;
-  guint frac_digits = 0;
-  gboolean seen_digit = FALSE;
+  BsDecimal dec;
 
   g_return_val_if_fail (out_cents != NULL, FALSE);
 
@@ -22,60 +67,21 @@ bs_money_parse (const char *text, gint64 *out_cents, GError **error)
       g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION, "price must not be empty");
       return FALSE;
     }
-  if (*p == '-')
-    {
-      g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION, "price must not be negative");
-      return FALSE;
-    }
-  for (; g_ascii_isdigit (*p); p++)
-    {
-      seen_digit = TRUE;
-      if (units == 0 && *p == '0')
-        continue; /* leading zeros do not count towards the range */
-      if (++int_digits > 8)
-        {
-          g_set_error (error, BS_ERROR, BS_ERROR_VALIDATION, "price must be at most %s",
-                       "99999999.99");
-          return FALSE;
-        }
-      units = units * 10 + (*p - '0');
-    }
-  if (!seen_digit)
-    goto bad_format;
-  if (*p == '.')
-    {
-      p++;
-      for (; g_ascii_isdigit (*p); p++)
-        {
-          if (++frac_digits > 2)
-            {
-              g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION,
-                                   "price must have at most two decimal places");
-              return FALSE;
-            }
-          cents = cents * 10 + (*p - '0');
-        }
-      if (frac_digits == 0)
-        goto bad_format;
-      if (frac_digits == 1)
-        cents *= 10;
-    }
-  if (*p != '\0')
-    goto bad_format;
-
-  *out_cents = units * 100 + cents;
-  return TRUE;
-
-bad_format:
-  g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION,
-                       "price must be a decimal number such as \"15.99\"");
-  return FALSE;
+  if (!bs_decimal_parse (text, -1, FALSE, &dec))
+    return bad_format (error);
+  return decimal_to_cents (&dec, out_cents, error);
 }
 
+/* A JSON number arrives as json-glib's int64 or double, its text gone.
+ * bs_json_parse_object refuses any number whose double would not give back
+ * the exact value written (bs_decimal_is_exact_double), so the shortest
+ * decimal form of the double is the client's number, and the rule above
+ * applies to it exactly as to a string: 0.1 is 10 cents, 1.500 is 150,
+ * 0.10000000000000000001 never gets here, 2.675 is refused. */
 gboolean
 bs_money_from_json (JsonNode *node, gint64 *out_cents, GError **error)
 {
-  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+  BsDecimal dec;
 
   if (node == NULL || JSON_NODE_HOLDS_NULL (node))
     {
@@ -91,30 +97,21 @@ bs_money_from_json (JsonNode *node, gint64 *out_cents, GError **error)
         return bs_money_parse (json_node_get_string (node), out_cents, error);
       case G_TYPE_INT64:
         {
-          gint64 v = json_node_get_int (node);
-          if (v < 0)
-            return bs_money_parse ("-", out_cents, error);
-          if (v > BS_MONEY_MAX_CENTS / 100)
-            return bs_money_parse ("999999999", out_cents, error);
-          *out_cents = v * 100;
-          return TRUE;
+          char text[32];
+
+          g_snprintf (text, sizeof text, "%" G_GINT64_FORMAT, json_node_get_int (node));
+          if (!bs_decimal_parse (text, -1, FALSE, &dec))
+            g_return_val_if_reached (FALSE);
+          return decimal_to_cents (&dec, out_cents, error);
         }
       case G_TYPE_DOUBLE:
         {
           double v = json_node_get_double (node);
-          /* 15 significant digits survive decimal → double → decimal exactly. */
-          g_ascii_formatd (buf, sizeof buf, "%.15g", v);
-          if (strchr (buf, 'e') != NULL)
-            {
-              if (v < 0)
-                return bs_money_parse ("-", out_cents, error);
-              if (v > 1)
-                return bs_money_parse ("999999999", out_cents, error);
-              g_set_error_literal (error, BS_ERROR, BS_ERROR_VALIDATION,
-                                   "price must have at most two decimal places");
-              return FALSE;
-            }
-          return bs_money_parse (buf, out_cents, error);
+
+          if (!isfinite (v))
+            return bad_format (error); /* not from JSON text */
+          bs_decimal_from_double (v, &dec);
+          return decimal_to_cents (&dec, out_cents, error);
         }
       default:
         break;

@@ -9,14 +9,20 @@ G_BEGIN_DECLS
 /* The largest amount NUMERIC(10,2) holds: 99999999.99. */
 #define BS_MONEY_MAX_CENTS G_GINT64_CONSTANT (9999999999)
 
-/* Parse a plain decimal ("15.99", "7", "0.5") into cents. Rejects signs,
- * exponents, more than two decimals, whitespace, and values above
- * BS_MONEY_MAX_CENTS, with a BS_ERROR_VALIDATION error. */
+/* Parse a plain decimal ("15.99", "7", "0.5", "007.10", "1.500") into cents.
+ * The rule, the same for every spelling of a price (docs/validation.md):
+ * digits, optionally a point and digits; no exponent, '+' or whitespace;
+ * at most BS_MONEY_MAX_CENTS; a whole number of cents (digits after the
+ * second decimal must be zeros: "1.500" is 150, "1.505" is refused); not
+ * negative, but negative zero ("-0", "-0.00") is zero. Errors are
+ * BS_ERROR_VALIDATION. */
 gboolean bs_money_parse (const char *text, gint64 *out_cents, GError **error);
 
-/* Parse a JSON string or number into cents. Numbers are read through their
- * shortest exact decimal form (%.15g), so 18.99 is 1899 cents, 1.999 is
- * rejected, and anything within NUMERIC(10,2) round-trips exactly. */
+/* Parse a JSON string (bs_money_parse) or number into cents. A number may
+ * have an exponent (1.5e1 is 1500 cents) and otherwise follows the same
+ * rule, applied to the shortest decimal that reads back as its double, which
+ * is the number the client wrote when the body went through
+ * bs_json_parse_object (it refuses numbers a double cannot keep exactly). */
 gboolean bs_money_from_json (JsonNode *node, gint64 *out_cents, GError **error);
 
 /* Read an amount PostgreSQL rendered from a NUMERIC(p,2) column ("25.98",

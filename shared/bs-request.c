@@ -102,19 +102,72 @@ bs_request_get_response_header (BsRequest *request, const char *name)
                                        name);
 }
 
+/* One parameter value at *@p (a token, or a quoted-string with \\ escapes),
+ * into @value; *@p moves past it. FALSE for an unterminated quoted-string. */
+static gboolean
+read_parameter_value (const char **p, GString *value)
+{
+  if (**p != '"')
+    {
+      for (; **p != '\0' && **p != ';' && **p != ' ' && **p != '\t'; (*p)++)
+        g_string_append_c (value, **p);
+      return TRUE;
+    }
+  for ((*p)++; **p != '"'; (*p)++)
+    {
+      if (**p == '\\' && (*p)[1] != '\0')
+        (*p)++;
+      else if (**p == '\0')
+        return FALSE;
+      g_string_append_c (value, **p);
+    }
+  (*p)++;
+  return TRUE;
+}
+
+/* application/json or application/<anything>+json; a charset parameter,
+ * if any (each, if several), must be utf-8 in any case, plain or quoted:
+ * the body is read as UTF-8, so "charset=utf-16" is 415, not misread. */
 static gboolean
 content_type_is_json (const char *content_type)
 {
   g_autofree char *media = NULL;
   const char *semicolon;
+  const char *p;
 
   if (content_type == NULL)
     return FALSE;
   semicolon = strchr (content_type, ';');
   media = g_ascii_strdown (content_type, semicolon != NULL ? semicolon - content_type : -1);
   g_strstrip (media);
-  return g_str_equal (media, "application/json")
-         || (g_str_has_prefix (media, "application/") && g_str_has_suffix (media, "+json"));
+  if (!g_str_equal (media, "application/json")
+      && !(g_str_has_prefix (media, "application/") && g_str_has_suffix (media, "+json")))
+    return FALSE;
+  for (p = semicolon; p != NULL && *p == ';';)
+    {
+      g_autoptr (GString) name = g_string_new (NULL);
+      g_autoptr (GString) value = g_string_new (NULL);
+
+      for (p++; *p == ' ' || *p == '\t'; p++)
+        ;
+      for (; *p != '\0' && *p != '=' && *p != ';' && *p != ' ' && *p != '\t'; p++)
+        g_string_append_c (name, *p);
+      for (; *p == ' ' || *p == '\t'; p++)
+        ;
+      if (*p == '=')
+        for (p++; *p == ' ' || *p == '\t'; p++)
+          ;
+      if (!read_parameter_value (&p, value))
+        return FALSE;
+      if (g_ascii_strcasecmp (name->str, "charset") == 0
+          && g_ascii_strcasecmp (value->str, "utf-8") != 0)
+        return FALSE;
+      for (; *p == ' ' || *p == '\t'; p++)
+        ;
+      if (*p != ';' && *p != '\0')
+        return FALSE; /* junk after a parameter */
+    }
+  return TRUE;
 }
 
 JsonObject *

@@ -6,6 +6,7 @@
 
 #include "bs-build-config.h"
 #include "bs-config.h"
+#include "bs-idempotency-key.h"
 #include "bs-json-writer.h"
 
 #include <hiredis/hiredis.h>
@@ -64,7 +65,8 @@ parse_options (int *argc, char ***argv, Options *options)
     { "book-id", 0, 0, G_OPTION_ARG_INT64, &options->book_id, "Book to order (required)", "ID" },
     { "quantity", 0, 0, G_OPTION_ARG_INT64, &options->quantity, "How many (required)", "N" },
     { "idempotency-key", 0, 0, G_OPTION_ARG_STRING, &options->key,
-      "Idempotency-Key of the order (default: a random UUID)", "KEY" },
+      "Idempotency-Key of the order, 1 to 255 visible ASCII characters (default: a random UUID)",
+      "KEY" },
     { "request-id", 0, 0, G_OPTION_ARG_STRING, &options->request_id,
       "X-Request-ID for the call to Orders (default: a random UUID)", "ID" },
     { "wait", 0, 0, G_OPTION_ARG_INT, &options->wait_s, "Wait this long for the outcome",
@@ -88,8 +90,12 @@ parse_options (int *argc, char ***argv, Options *options)
     return usage_error ("--book-id must be a positive integer");
   if (options->quantity <= 0)
     return usage_error ("--quantity must be a positive integer");
-  if (options->key != NULL && (*options->key == '\0' || strlen (options->key) > 255))
-    return usage_error ("--idempotency-key must be 1 to 255 characters");
+  if (!bs_idempotency_key_check (options->key, &error))
+    {
+      /* Orders would refuse the key, and libsoup drops a header with CR/LF */
+      g_autofree char *message = g_strdup_printf ("--idempotency-key: %s", error->message);
+      return usage_error (message);
+    }
   if (options->wait_s < 0 || options->wait_s > 86400)
     return usage_error ("--wait must be 0 to 86400 seconds");
   return -1;

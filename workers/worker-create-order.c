@@ -5,7 +5,10 @@
  * error → retried here with exponential backoff up to ORDERS_HTTP_RETRIES
  * times, then the job fails and stays pending: the queue delivers it again
  * later and finally dead-letters it (outcome dead-lettered). The same
- * Idempotency-Key on every attempt and delivery makes one order at most. */
+ * Idempotency-Key on every attempt and delivery makes one order at most.
+ * An invalid job (book_id or quantity not a positive integer, or an
+ * idempotency_key that breaks the rule of bs-idempotency-key.h) is rejected
+ * without a call; a job without idempotency_key uses "job-<job id>". */
 #include "worker-create-order.h"
 
 #include "worker-streams.h"
@@ -13,6 +16,7 @@
 #include "bs-build-config.h"
 #include "bs-error.h"
 #include "bs-http-client.h"
+#include "bs-idempotency-key.h"
 #include "bs-json-writer.h"
 #include "bs-json.h"
 #include "bs-log.h"
@@ -342,20 +346,29 @@ worker_create_order_handle (WorkerJob *job, gpointer user_data)
   const char *key = worker_job_get_field (job, "idempotency_key");
   const char *request_id = worker_job_get_field (job, "request_id");
   guint64 book_id = 0, quantity = 0;
+  g_autoptr (GError) key_error = NULL;
   g_autoptr (BsJsonWriter) writer = bs_json_writer_new ();
 
   call->self = user_data;
   call->job = job;
-  call->key = key != NULL && *key != '\0' ? g_strdup (key)
-                                          : g_strconcat ("job-", worker_job_get_id (job), NULL);
+  /* no key: the job id stands in; a key Orders would refuse, or that libsoup
+   * would drop from the request (CR/LF), makes the job invalid: sending it
+   * without its key could create the order twice */
+  call->key = key != NULL ? g_strdup (key) : g_strconcat ("job-", worker_job_get_id (job), NULL);
   call->request_id = request_id != NULL && bs_request_id_is_sane (request_id)
                          ? g_strdup (request_id)
                          : g_uuid_string_random ();
+  /* an invalid job would fail the same way every time: no retries */
   if (!worker_job_get_positive_field (job, "book_id", &book_id)
       || !worker_job_get_positive_field (job, "quantity", &quantity))
     {
-      /* the same job would fail the same way every time: no retries */
       call->error = g_strdup ("invalid job: book_id and quantity must be positive integers");
+      finish (g_steal_pointer (&call), "rejected");
+      return;
+    }
+  if (!bs_idempotency_key_check (key, &key_error))
+    {
+      call->error = g_strdup_printf ("invalid job: idempotency_key: %s", key_error->message);
       finish (g_steal_pointer (&call), "rejected");
       return;
     }
@@ -403,6 +416,6 @@ worker_create_order_dead (const char *id, GHashTable *fields, guint deliveries, 
   dead->done = done;
   dead->done_data = done_data;
   dead->job_id = g_strdup (id);
-  publish_result (self->commands, id, key != NULL && *key != '\0' ? key : fallback_key,
-                  "dead-lettered", 0, NULL, reason, deliveries, dead_result_added, dead);
+  publish_result (self->commands, id, key != NULL ? key : fallback_key, "dead-lettered", 0, NULL,
+                  reason, deliveries, dead_result_added, dead);
 }

@@ -4,10 +4,27 @@
 
 #include "bs-json.h"
 #include "bs-money.h"
+#include "bs-text.h"
 
 #include <stdint.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+static gboolean
+text_ok (const char *text, gboolean allow_blank)
+{
+  g_autofree char *trimmed = bs_text_trim (text);
+
+  if (!g_utf8_validate (text, -1, NULL) || strcmp (trimmed, text) != 0)
+    return FALSE;
+  if (!allow_blank && bs_text_is_blank (text))
+    return FALSE;
+  for (const char *p = text; *p != '\0'; p = g_utf8_next_char (p))
+    if (bs_text_is_forbidden_control (g_utf8_get_char (p)))
+      return FALSE;
+  return TRUE;
+}
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
@@ -36,6 +53,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
                 __builtin_trap ();
             }
           if (!partial && (input.title == NULL || input.author == NULL || !input.has_price))
+            __builtin_trap ();
+          /* docs/validation.md: no stored text is blank or holds a forbidden control */
+          if ((input.title != NULL && !text_ok (input.title, FALSE))
+              || (input.author != NULL && !text_ok (input.author, FALSE))
+              || (input.description != NULL && !text_ok (input.description, TRUE)))
             __builtin_trap ();
         }
       else if (parse_error == NULL)

@@ -5,6 +5,7 @@
 #include "orders-order.h"
 
 #include "bs-error.h"
+#include "bs-idempotency-key.h"
 #include "bs-json-writer.h"
 #include "bs-json.h"
 
@@ -61,12 +62,12 @@ check_idempotency_key (const uint8_t *data, size_t size)
   g_autofree char *key = g_strndup ((const char *) data, size); /* stops at a NUL */
   g_autoptr (GError) error = NULL;
   size_t len = strlen (key);
-  gboolean expected = len >= 1 && len <= ORDERS_IDEMPOTENCY_KEY_MAX;
+  gboolean expected = len >= 1 && len <= BS_IDEMPOTENCY_KEY_MAX;
 
   for (size_t i = 0; i < len; i++)
     if ((guchar) key[i] < 0x21 || (guchar) key[i] > 0x7e)
       expected = FALSE;
-  if (orders_idempotency_key_check (key, &error) != expected)
+  if (bs_idempotency_key_check (key, &error) != expected)
     __builtin_trap ();
   if (expected != (error == NULL))
     __builtin_trap ();

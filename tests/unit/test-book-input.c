@@ -78,6 +78,44 @@ test_create_rejects (void)
                    "description");
 }
 
+/* docs/validation.md: the same rules for every text field and price spelling */
+static void
+test_input_rules (void)
+{
+  static const char *const fields[] = { "title", "author", "description" };
+  static const char *const controls[]
+      = { "\\u007f", "\\u0080", "\\u0085", "\\u009b", "\\u009f", "\\u0001", "\xc2\x85" };
+
+  for (gsize f = 0; f < G_N_ELEMENTS (fields); f++)
+    for (gsize c = 0; c < G_N_ELEMENTS (controls); c++)
+      {
+        g_autofree char *json
+            = g_strdup_printf ("{\"title\":\"t\",\"author\":\"a\",\"price\":\"1\",\"%s\":\"x%sy\"}",
+                               fields[f], controls[c]);
+        assert_rejected (json, FALSE, "control");
+        assert_rejected (json, FALSE, fields[f]);
+      }
+  assert_rejected ("{\"title\":\"\\u00a0\",\"author\":\"a\",\"price\":\"1\"}", FALSE, "blank");
+  assert_rejected ("{\"title\":\"\\u200b\\ufeff\\u2060\"}", TRUE, "blank");
+  assert_rejected ("{\"author\":\" \\u3000\\u200b \"}", TRUE, "blank");
+  assert_rejected ("{\"price\":0.10000000000000000001}", TRUE, "price");
+  assert_rejected ("{\"price\":\"0.10000000000000000001\"}", TRUE, "price");
+  assert_rejected ("{\"price\":99999999999999999999}", TRUE, "out of range");
+
+  {
+    static const char *const zeros[] = { "-0", "-0.0", "\"-0\"", "\"-0.00\"", "-0e1" };
+
+    for (gsize i = 0; i < G_N_ELEMENTS (zeros); i++)
+      {
+        g_auto (BooksBookInput) input = { 0 };
+        g_autofree char *json = g_strdup_printf ("{\"price\":%s}", zeros[i]);
+
+        g_assert_true (parse (json, TRUE, &input, NULL));
+        g_assert_cmpint (input.price_cents, ==, 0);
+      }
+  }
+}
+
 static void
 test_lengths (void)
 {
@@ -136,6 +174,7 @@ main (int argc, char **argv)
   g_test_add_func ("/books/input/create-number-price", test_create_number_price);
   g_test_add_func ("/books/input/create-rejects", test_create_rejects);
   g_test_add_func ("/books/input/lengths", test_lengths);
+  g_test_add_func ("/books/input/rules", test_input_rules);
   g_test_add_func ("/books/input/update", test_update);
   g_test_add_func ("/books/input/update-clear-description", test_update_clear_description);
   return g_test_run ();

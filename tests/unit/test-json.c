@@ -596,6 +596,137 @@ test_get_int_overflow (void)
   }
 }
 
+/* A number no field can hold is a validation error whose message says what
+ * is wrong with which member, never "malformed". */
+static void
+check_number_refused (const char *body, const char *needle)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) object = parse_str (body, &error);
+
+  if (object != NULL)
+    bs_test_fail ("%s accepted", body);
+  else if (!g_error_matches (error, BS_ERROR, BS_ERROR_VALIDATION))
+    bs_test_fail ("%s: not a validation error: %s", body, error->message);
+  else if (strstr (error->message, needle) == NULL || strstr (error->message, "malformed") != NULL)
+    bs_test_fail ("%s: message \"%s\" lacks \"%s\" or says malformed", body, error->message,
+                  needle);
+}
+
+static void
+test_numbers_out_of_range (void)
+{
+  check_number_refused ("{\"book_id\":99999999999999999999}", "book_id: the number");
+  check_number_refused ("{\"book_id\":99999999999999999999}", "out of range");
+  check_number_refused ("{\"quantity\":-9223372036854775809}", "quantity");
+  check_number_refused ("{\"quantity\":-9223372036854775809}", "64 bits");
+  check_number_refused ("{\"price\":1e400}", "price: the number 1e400 is out of range");
+  check_number_refused ("{\"price\":-1E+999}", "out of range");
+  check_number_refused ("{\"a\":{\"b\":[1e999]}}", "a: the number 1e999");
+  check_number_refused ("[1e999]", "the number 1e999 is out of range");
+  /* a long literal is cut in the message */
+  {
+    g_autofree char *digits = g_strnfill (5000, '9');
+    g_autofree char *body = g_strdup_printf ("{\"price\":%s}", digits);
+    g_autoptr (GError) error = NULL;
+    g_autoptr (JsonObject) object = parse_str (body, &error);
+
+    g_assert_null (object);
+    g_assert_error (error, BS_ERROR, BS_ERROR_VALIDATION);
+    if (error != NULL)
+      g_assert_cmpuint (strlen (error->message), <, 200);
+  }
+}
+
+/* json-glib keeps a double, not the text: a number whose double does not
+ * give back exactly what was written is refused before it can be misread. */
+static void
+test_numbers_inexact (void)
+{
+  static const char *const refused[] = {
+    "0.10000000000000000001",
+    "1.0000000000000000001",
+    "0.10000000000000001",
+    "0.1000000000000000055511151231257827",
+    "1e-400",
+    "123456789012345678.5",
+  };
+  static const char *const kept[] = {
+    "0.1",
+    "0.10000000000000000000",
+    "1.500",
+    "2.675",
+    "0.30000000000000004",
+    "-0.0",
+    "1e300",
+    "5e-324",
+    "99999999.99",
+    "1.7976931348623157e308",
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (refused); i++)
+    {
+      g_autofree char *body = g_strdup_printf ("{\"price\":%s}", refused[i]);
+      check_number_refused (body, "price: the number");
+      check_number_refused (body, "precision");
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (kept); i++)
+    {
+      g_autofree char *body = g_strdup_printf ("{\"price\":%s}", kept[i]);
+      g_autoptr (JsonObject) object = object_from (body);
+
+      if (object != NULL
+          && json_object_get_double_member (object, "price") != g_ascii_strtod (kept[i], NULL))
+        bs_test_fail ("%s read as %.17g", kept[i], json_object_get_double_member (object, "price"));
+    }
+}
+
+/* Text members follow bs-text.h: no C0 (but TAB, LF, CR), DEL or C1
+ * controls; trimmed of Unicode whitespace; invisible-only is blank. */
+static void
+test_get_string_rules (void)
+{
+  g_autoptr (JsonObject) o = object_from (
+      "{\"del\":\"a\\u007fb\",\"nel\":\"a\\u0085b\",\"csi\":\"\\u009b31m\",\"raw_c1\":"
+      "\"a\xc2\x9f\","
+      "\"nbsp\":\"\\u00a0\",\"zwsp\":\"\\u200b\\u2060\\ufeff\",\"padded\":\"\\u3000Dune\\u00a0\","
+      "\"zw_text\":\"\\u200bDune\",\"tab\":\"a\\tb\"}");
+  static const struct
+  {
+    const char *member;
+    const char *needle; /* NULL: accepted */
+    const char *value;
+  } cases[] = {
+    { "del", "control", NULL },
+    { "nel", "U+0085", NULL },
+    { "csi", "U+009B", NULL },
+    { "raw_c1", "control", NULL },
+    { "nbsp", "blank", NULL },
+    { "zwsp", "blank", NULL },
+    { "padded", NULL, "Dune" },
+    { "zw_text", NULL,
+      "\xe2\x80\x8b"
+      "Dune" },
+    { "tab", NULL, "a\tb" },
+  };
+
+  if (o == NULL)
+    return;
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *out = NULL;
+      gboolean ok = bs_json_get_string (o, cases[i].member, FALSE, 100, &out, &error);
+
+      if (cases[i].needle == NULL && (!ok || g_strcmp0 (out, cases[i].value) != 0))
+        bs_test_fail ("%s: refused or wrong value", cases[i].member);
+      else if (cases[i].needle != NULL
+               && (ok || strstr (error->message, cases[i].needle) == NULL
+                   || strstr (error->message, cases[i].member) == NULL))
+        bs_test_fail ("%s: accepted, or message lacks \"%s\"", cases[i].member, cases[i].needle);
+    }
+}
+
 static void
 test_get_int_absent (void)
 {
@@ -683,6 +814,9 @@ main (int argc, char **argv)
   g_test_add_func ("/bs/json/get-int/values", test_get_int);
   g_test_add_func ("/bs/json/get-int/overflow", test_get_int_overflow);
   g_test_add_func ("/bs/json/get-int/absent", test_get_int_absent);
+  g_test_add_func ("/bs/json/numbers/out-of-range", test_numbers_out_of_range);
+  g_test_add_func ("/bs/json/numbers/inexact", test_numbers_inexact);
+  g_test_add_func ("/bs/json/get-string/rules", test_get_string_rules);
   g_test_add_func ("/bs/json/to-string/compact", test_to_string);
   g_test_add_func ("/bs/json/to-string/control-characters", test_to_string_control_characters);
 

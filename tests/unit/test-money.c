@@ -69,6 +69,18 @@ test_parse_valid (void)
     { "12345678.9", 1234567890 },
     { "99999999", 9999999900 },
     { "99999999.99", 9999999999 },
+    /* digits after the second decimal may be zeros: the value is whole cents */
+    { "1.000", 100 },
+    { "1.500", 150 },
+    { "15.990", 1599 },
+    { "0.000", 0 },
+    { "0.10000000000000000000", 10 },
+    { "99999999.9900000000000000000000", 9999999999 },
+    /* negative zero is zero, in every spelling */
+    { "-0", 0 },
+    { "-0.0", 0 },
+    { "-0.00", 0 },
+    { "-000.000", 0 },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -94,10 +106,16 @@ test_parse_invalid (void)
   static const char *const cases[] = {
     "1.999",
     "0.001",
-    "1.000",
+    "1.001",
+    "1.0000000000000000000001",
+    "0.10000000000000000001",
+    "99999999.999",
     "-0.01",
-    "-0",
+    "-0.001",
     "-1",
+    "-0.",
+    "-.0",
+    "--0",
     "-",
     "1e3",
     "1E3",
@@ -280,6 +298,12 @@ test_from_json_double (void)
     { 1e16, "1e16", -1 },
     { 1e300, "1e300", -1 },
     { -1e300, "-1e300", -1 },
+    /* read through the shortest decimal that reads back as the double */
+    { 0.1 + 0.2, "0.1 + 0.2 (0.30000000000000004)", -1 },
+    { 1.0 / 3.0, "1/3", -1 },
+    { 0.07 * 100.0, "0.07 * 100 (7.000000000000001)", -1 },
+    { -0.0, "-0.0", 0 },
+    { 1.5, "1.5", 150 },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -353,6 +377,22 @@ test_from_json_literals (void)
     { "99999999999999999999", -1 },
     { "-18446744073709551516", -1 },
     { "-99999999999999999999", -1 },
+    /* one rule with strings: whole cents, negative zero is zero */
+    { "1.500", 150 },
+    { "1.000", 100 },
+    { "0.10000000000000000000", 10 },
+    { "-0", 0 },
+    { "-0.0", 0 },
+    { "-0.00", 0 },
+    { "-0e0", 0 },
+    { "0.10000000000000000001", -1 },
+    { "1.0000000000000000001", -1 },
+    { "0.30000000000000004", -1 },
+    { "2.675", -1 },
+    { "1e-400", -1 },
+    { "1.5e1", 1500 },
+    { "1234e-2", 1234 },
+    { "9.999999999e7", 9999999999 },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -376,6 +416,60 @@ test_from_json_literals (void)
       else
         check_json_rejected (node, what);
     }
+}
+
+/* A JSON number and a JSON string holding the same plain decimal get the
+ * same answer: the same cents, or both refused. */
+static void
+check_same_rule (const char *literal)
+{
+  g_autofree char *as_number = g_strdup_printf ("{\"price\":%s}", literal);
+  g_autofree char *as_string = g_strdup_printf ("{\"price\":\"%s\"}", literal);
+  g_autoptr (JsonObject) number = bs_json_parse_object (as_number, strlen (as_number), NULL);
+  g_autoptr (JsonObject) string = bs_json_parse_object (as_string, strlen (as_string), NULL);
+  gint64 number_cents = -1, string_cents = -1;
+  gboolean number_ok, string_ok;
+
+  g_assert_nonnull (string);
+  number_ok = number != NULL
+              && bs_money_from_json (json_object_get_member (number, "price"), &number_cents, NULL);
+  string_ok = string != NULL
+              && bs_money_from_json (json_object_get_member (string, "price"), &string_cents, NULL);
+  if (number_ok != string_ok || number_cents != string_cents)
+    bs_test_fail ("%s: as a number %s %" G_GINT64_FORMAT ", as a string %s %" G_GINT64_FORMAT,
+                  literal, number_ok ? "accepted" : "refused", number_cents,
+                  string_ok ? "accepted" : "refused", string_cents);
+}
+
+static void
+test_same_rule_random (void)
+{
+  GRand *rand = g_rand_new_with_seed (1500);
+
+  for (int i = 0; i < 40000; i++)
+    {
+      GString *literal = g_string_new (NULL);
+      int n_int = g_rand_int_range (rand, 1, 11);
+      int n_frac = g_rand_int_range (rand, 0, 24);
+
+      if (g_rand_int_range (rand, 0, 10) == 0)
+        g_string_append_c (literal, '-');
+      /* JSON numbers have no leading zeros */
+      g_string_append_c (literal, (char) ('0' + g_rand_int_range (rand, n_int > 1 ? 1 : 0, 10)));
+      for (int k = 1; k < n_int; k++)
+        g_string_append_c (literal, (char) ('0' + g_rand_int_range (rand, 0, 10)));
+      if (n_frac > 0)
+        g_string_append_c (literal, '.');
+      for (int k = 0; k < n_frac; k++)
+        /* mostly zeros after two decimals, so that many are whole cents */
+        g_string_append_c (literal, (char) ('0'
+                                            + (k >= 2 && g_rand_int_range (rand, 0, 4) != 0
+                                                   ? 0
+                                                   : g_rand_int_range (rand, 0, 10))));
+      check_same_rule (literal->str);
+      g_string_free (literal, TRUE);
+    }
+  g_rand_free (rand);
 }
 
 /* "anything within NUMERIC(10,2) round-trips exactly" through a JSON double */
@@ -627,6 +721,7 @@ main (int argc, char **argv)
   g_test_add_func ("/bs/money/from-json/wrong-types", test_from_json_wrong_types);
   g_test_add_func ("/bs/money/from-json/literals", test_from_json_literals);
   g_test_add_func ("/bs/money/from-json/double-round-trip", test_from_json_double_round_trip);
+  g_test_add_func ("/bs/money/from-json/same-rule-as-strings", test_same_rule_random);
   g_test_add_func ("/bs/money/format/values", test_format);
   g_test_add_func ("/bs/money/format/extremes", test_format_extremes);
   g_test_add_func ("/bs/money/round-trip", test_round_trip);

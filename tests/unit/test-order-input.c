@@ -3,6 +3,7 @@
 #include "orders-order.h"
 
 #include "bs-error.h"
+#include "bs-idempotency-key.h"
 #include "bs-json.h"
 #include "bs-test.h"
 
@@ -248,7 +249,7 @@ check_key_ok (const char *key, const char *what)
 {
   g_autoptr (GError) error = NULL;
 
-  if (!orders_idempotency_key_check (key, &error))
+  if (!bs_idempotency_key_check (key, &error))
     bs_test_fail ("key %s rejected: %s", what, error != NULL ? error->message : "no error");
   else if (error != NULL)
     bs_test_fail ("key %s accepted but an error set", what);
@@ -259,7 +260,7 @@ check_key_rejected (const char *key, const char *what)
 {
   g_autoptr (GError) error = NULL;
 
-  if (orders_idempotency_key_check (key, &error))
+  if (bs_idempotency_key_check (key, &error))
     bs_test_fail ("key %s accepted", what);
   else if (!g_error_matches (error, BS_ERROR, BS_ERROR_VALIDATION))
     bs_test_fail ("key %s: expected BS_ERROR_VALIDATION, got %s", what,
@@ -271,8 +272,8 @@ check_key_rejected (const char *key, const char *what)
 static void
 test_key_lengths (void)
 {
-  g_autofree char *k255 = g_strnfill (ORDERS_IDEMPOTENCY_KEY_MAX, 'k');
-  g_autofree char *k256 = g_strnfill (ORDERS_IDEMPOTENCY_KEY_MAX + 1, 'k');
+  g_autofree char *k255 = g_strnfill (BS_IDEMPOTENCY_KEY_MAX, 'k');
+  g_autofree char *k256 = g_strnfill (BS_IDEMPOTENCY_KEY_MAX + 1, 'k');
   g_autofree char *k4096 = g_strnfill (4096, 'k');
 
   check_key_ok (NULL, "NULL");
@@ -283,9 +284,9 @@ test_key_lengths (void)
   check_key_rejected (k4096, "of 4096 characters");
 
   /* the error is optional */
-  g_assert_true (orders_idempotency_key_check (NULL, NULL));
-  g_assert_false (orders_idempotency_key_check ("", NULL));
-  g_assert_false (orders_idempotency_key_check (k256, NULL));
+  g_assert_true (bs_idempotency_key_check (NULL, NULL));
+  g_assert_false (bs_idempotency_key_check ("", NULL));
+  g_assert_false (bs_idempotency_key_check (k256, NULL));
 }
 
 static void
