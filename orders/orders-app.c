@@ -15,9 +15,10 @@
 #include "bs-migrate.h"
 #include "bs-migrator.h"
 #include "bs-service.h"
+#include "bs-stream-trimmer.h"
+#include "bs-stream.h"
 
 #include <string.h>
-#include <unistd.h>
 
 #define SERVICE_NAME "bookstore-orders"
 #define DEFAULT_PORT 8082
@@ -43,9 +44,11 @@ struct _OrdersApp
   char *redis_password;
   guint relay_interval_ms;
   guint claim_idle_ms;
+  guint stream_retention_ms;
   char *consumer_name;
-  OrdersRelay *relay;   /* order events → Redis */
-  OrdersStatus *status; /* status changes ← Redis */
+  OrdersRelay *relay;       /* order events → Redis */
+  OrdersStatus *status;     /* status changes ← Redis */
+  BsStreamTrimmer *trimmer; /* the events stream, on the relay's connection */
 };
 
 static gboolean
@@ -72,11 +75,11 @@ read_books_options (OrdersBooksOptions *options, char **base_url, GError **error
 static gboolean
 read_redis (OrdersApp *app, GError **error)
 {
-  g_autofree char *default_consumer
-      = g_strdup_printf ("%s-%d", g_get_host_name (), (int) getpid ());
+  g_autofree char *default_consumer = bs_stream_default_consumer ();
 
   app->relay_interval_ms = 1000;
   app->claim_idle_ms = 30000;
+  app->stream_retention_ms = 60000;
   if (!bs_config_get_string ("REDIS_HOST", "127.0.0.1", &app->redis_host, error)
       || !bs_config_get_port ("REDIS_PORT", 6379, &app->redis_port, error)
       || !bs_config_get_string ("REDIS_PASSWORD", "", &app->redis_password, error)
@@ -84,6 +87,8 @@ read_redis (OrdersApp *app, GError **error)
                               &app->relay_interval_ms, error)
       || !bs_config_get_uint ("ORDERS_CLAIM_IDLE_MS", app->claim_idle_ms, 100, 86400000,
                               &app->claim_idle_ms, error)
+      || !bs_config_get_uint ("ORDERS_STREAM_RETENTION_MS", app->stream_retention_ms, 0,
+                              BS_STREAM_RETENTION_MAX_MS, &app->stream_retention_ms, error)
       || !bs_config_get_string ("ORDERS_CONSUMER_NAME", default_consumer, &app->consumer_name,
                                 error))
     return FALSE;
@@ -120,6 +125,10 @@ create_redis_users (OrdersApp *app)
   app->relay = orders_relay_new (app->pool, &redis, app->relay_interval_ms, metrics, connected);
   app->status = orders_status_new (app->pool, &redis, app->consumer_name, app->claim_idle_ms,
                                    metrics, connected);
+  /* Orders writes the events stream: it keeps it bounded */
+  app->trimmer = bs_stream_trimmer_new (orders_relay_get_redis (app->relay), metrics,
+                                        app->stream_retention_ms);
+  bs_stream_trimmer_add_consumed (app->trimmer, ORDERS_EVENTS_STREAM, ORDERS_EVENTS_GROUP);
 }
 
 static void
@@ -134,6 +143,7 @@ stop_redis_users (BsService *service, gpointer user_data)
 {
   OrdersApp *app = user_data;
 
+  bs_stream_trimmer_stop (app->trimmer);
   if (orders_relay_stop (app->relay, redis_user_stopped, service))
     bs_service_hold (service);
   if (orders_status_stop (app->status, redis_user_stopped, service))
@@ -200,6 +210,7 @@ first_purge (gpointer user_data)
     {
       orders_relay_start (app->relay);
       orders_status_start (app->status);
+      bs_stream_trimmer_start (app->trimmer);
     }
   return G_SOURCE_REMOVE;
 }
@@ -260,7 +271,9 @@ orders_app_free (OrdersApp *app)
   if (app == NULL)
     return;
   g_clear_handle_id (&app->purge_id, g_source_remove);
-  /* before the pool they query and the service whose metrics they count in */
+  /* before the pool they query and the service whose metrics they count in;
+   * the trimmer before the relay whose connection it uses */
+  g_clear_pointer (&app->trimmer, bs_stream_trimmer_free);
   g_clear_pointer (&app->relay, orders_relay_free);
   g_clear_pointer (&app->status, orders_status_free);
   g_clear_pointer (&app->migrator, bs_migrator_free);

@@ -24,6 +24,8 @@ static const char environment_help[]
       "                                   (default <hostname>-<pid>)\n"
       "  ORDERS_CLAIM_IDLE_MS             status entries pending this long with a dead\n"
       "                                   consumer are taken over (default 30000)\n"
+      "  ORDERS_STREAM_RETENTION_MS       order events every group has acknowledged are\n"
+      "                                   trimmed from Redis after this (default 60000)\n"
       "  HTTP_REQUEST_TIMEOUT_MS          deadline to receive a request, and keep-alive\n"
       "                                   idle limit (default 15000)\n";
 

@@ -155,6 +155,12 @@ orders_relay_is_connected (OrdersRelay *relay)
   return relay->redis != NULL && bs_redis_is_connected (relay->redis);
 }
 
+BsRedis *
+orders_relay_get_redis (OrdersRelay *relay)
+{
+  return relay->redis;
+}
+
 /* ---- one run ------------------------------------------------------------------ */
 
 static void

@@ -15,6 +15,8 @@
 G_BEGIN_DECLS
 
 #define ORDERS_EVENTS_STREAM "bookstore:orders:events"
+/* The worker's group on it: until it exists the stream is not trimmed. */
+#define ORDERS_EVENTS_GROUP "bookstore-workers"
 
 typedef struct _OrdersRelay OrdersRelay;
 
@@ -38,6 +40,10 @@ void orders_relay_start (OrdersRelay *relay);
 void orders_relay_kick (OrdersRelay *relay);
 
 gboolean orders_relay_is_connected (OrdersRelay *relay);
+
+/* The relay's connection (no blocking commands on it), for the stream
+ * trimmer; valid until orders_relay_free(). */
+BsRedis *orders_relay_get_redis (OrdersRelay *relay);
 
 /* Publish no more. FALSE when nothing is in flight; else TRUE, and @func
  * is called (from the main loop) once the batch in flight is finished. */

@@ -1,8 +1,9 @@
 /* orders-status.c: one step at a time on the blocking connection: create
- * the group (after each connect), claim what dead consumers left, re-read
- * our own pending entries (after each connect or database failure), then
- * block for new ones; each batch is applied entry by entry, in order, and
- * acknowledged in one XACK.
+ * the group (after each connect), claim what dead consumers left, delete
+ * the consumers that stopped processes of this host left (bs-stream.h),
+ * re-read our own pending entries (after each connect or database failure),
+ * then block for new ones; each batch is applied entry by entry, in order,
+ * and acknowledged in one XACK.
  *
  * Lifetime: the consumer is reference counted; each database query holds a
  * reference, so a result that arrives after orders_status_free() finds it
@@ -13,6 +14,7 @@
 #include "orders-store.h"
 
 #include "bs-error.h"
+#include "bs-stream.h"
 
 #include <string.h>
 
@@ -29,6 +31,7 @@ struct _OrdersStatus
   BsRedis *redis;
   char *consumer;
   char claim_idle[16];
+  guint claim_idle_ms;
   guint claim_interval_ms;
   gboolean started;
   gboolean stopping;
@@ -37,6 +40,7 @@ struct _OrdersStatus
   gboolean need_group;      /* XGROUP CREATE before reading */
   gboolean reading_pending; /* the read in flight is of our pending entries */
   gboolean claim_due;       /* look for entries to take over before the next read */
+  gboolean consumers_due;   /* delete the consumers stopped processes of this host left */
   char *claim_cursor;       /* where the last XPENDING scan stopped: "-" or "(<id>" */
   char *pending_cursor;     /* re-reading our pending entries after this id; NULL: new ones */
   guint claim_id;
@@ -133,6 +137,7 @@ set_connected (BsRedis *redis, gboolean connected, gpointer user_data)
   /* Redis may have restarted empty, and entries may have been delivered to
    * us before the connection broke: make the group, re-read ours */
   self->need_group = TRUE;
+  self->consumers_due = TRUE;
   g_free (self->pending_cursor);
   self->pending_cursor = g_strdup ("0");
   step (self);
@@ -151,6 +156,7 @@ orders_status_new (BsDbPool *pool, const BsRedisOptions *redis_options, const ch
   self->redis = bs_redis_new (&options);
   self->consumer = g_strdup (consumer);
   g_snprintf (self->claim_idle, sizeof self->claim_idle, "%u", claim_idle_ms);
+  self->claim_idle_ms = claim_idle_ms;
   self->claim_interval_ms = CLAMP (claim_idle_ms / 2, 500, 15000);
   self->claim_cursor = g_strdup ("-");
   bs_redis_set_state_func (self->redis, set_connected, self);
@@ -196,6 +202,7 @@ claim_tick (gpointer user_data)
   OrdersStatus *self = user_data;
 
   self->claim_due = TRUE;
+  self->consumers_due = TRUE;
   step (self);
   return G_SOURCE_CONTINUE;
 }
@@ -362,6 +369,31 @@ pending_listed (BsRedis *redis, redisReply *reply, const GError *error, gpointer
   g_ptr_array_add (argv, g_strdup ("JUSTID"));
   bs_redis_command_argv (self->redis, 0, (int) argv->len, (const char **) argv->pdata, NULL,
                          claimed, self);
+}
+
+/* Each restart of a process without ORDERS_CONSUMER_NAME is a new consumer
+ * <hostname>-<pid>: the ones of processes of this host that are gone, idle
+ * past the claim time and with nothing pending (what they held was claimed
+ * above) are deleted, so that restarts do not pile them up. */
+static void
+consumers_deleted (const char *const *deleted, const GError *error, gpointer user_data)
+{
+  OrdersStatus *self = user_data;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) || self->freed)
+    return;
+  self->consumers_due = FALSE;
+  if (deleted[0] != NULL)
+    {
+      g_autofree char *names = g_strjoinv (", ", (char **) deleted);
+
+      g_message ("status consumer: deleted %u consumers of stopped processes of this host from "
+                 "group %s: %s",
+                 g_strv_length ((char **) deleted), ORDERS_STATUS_GROUP, names);
+    }
+  if (error != NULL) /* not worth a retry loop: the next claim tick tries again */
+    g_debug ("status consumer: deleting stopped consumers failed: %s", error->message);
+  step_done (self, FALSE);
 }
 
 /* ---- reading and applying ----------------------------------------------------- */
@@ -687,6 +719,9 @@ step (OrdersStatus *self)
     bs_redis_command (self->redis, 0, pending_listed, self, "XPENDING", ORDERS_STATUS_STREAM,
                       ORDERS_STATUS_GROUP, "IDLE", self->claim_idle, self->claim_cursor, "+",
                       READ_COUNT, NULL);
+  else if (self->consumers_due)
+    bs_stream_delete_dead_consumers (self->redis, ORDERS_STATUS_STREAM, ORDERS_STATUS_GROUP,
+                                     self->consumer, self->claim_idle_ms, consumers_deleted, self);
   else
     read_entries (self);
 }

@@ -100,25 +100,31 @@ bs_metrics_free (BsMetrics *metrics)
   g_free (metrics);
 }
 
+/* The key of a sample: length-prefixed label values, so that no label value
+ * can make two tuples collide. NULL when @label_values does not fit. */
+static char *
+sample_key (BsMetricFamily *family, const char *const *label_values)
+{
+  GString *key;
+
+  if (family->n_labels == 0)
+    return g_strdup ("");
+  g_return_val_if_fail (label_values != NULL, NULL);
+  g_return_val_if_fail (g_strv_length ((char **) label_values) == family->n_labels, NULL);
+  key = g_string_new (NULL);
+  for (guint i = 0; i < family->n_labels; i++)
+    g_string_append_printf (key, "%zu:%s;", strlen (label_values[i]), label_values[i]);
+  return g_string_free (key, FALSE);
+}
+
 static Sample *
 family_sample (BsMetricFamily *family, const char *const *label_values)
 {
-  g_autofree char *key = NULL;
+  g_autofree char *key = sample_key (family, label_values);
   Sample *sample;
 
-  if (family->n_labels == 0)
-    key = g_strdup ("");
-  else
-    {
-      g_return_val_if_fail (label_values != NULL, NULL);
-      g_return_val_if_fail (g_strv_length ((char **) label_values) == family->n_labels, NULL);
-      /* length-prefixed, so no label value can make two tuples collide */
-      GString *k = g_string_new (NULL);
-      for (guint i = 0; i < family->n_labels; i++)
-        g_string_append_printf (k, "%zu:%s;", strlen (label_values[i]), label_values[i]);
-      key = g_string_free (k, FALSE);
-    }
-
+  if (key == NULL)
+    return NULL;
   sample = g_hash_table_lookup (family->samples, key);
   if (sample != NULL)
     return sample;
@@ -230,6 +236,17 @@ bs_metric_observe (BsMetricFamily *family, const char *const *label_values, doub
   sample->bucket_counts[family->n_buckets]++;
   sample->sum += value;
   sample->count++;
+}
+
+void
+bs_metric_remove (BsMetricFamily *family, const char *const *label_values)
+{
+  g_autofree char *key = NULL;
+
+  g_return_if_fail (family->n_labels > 0);
+  key = sample_key (family, label_values);
+  if (key != NULL)
+    g_hash_table_remove (family->samples, key);
 }
 
 /* The shortest decimal that reads back as @value: "0.1", not "0.10000000000000001". */

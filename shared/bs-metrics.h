@@ -35,6 +35,9 @@ void bs_metrics_add_collector (BsMetrics *metrics, BsMetricsCollector collector,
 void bs_metric_inc (BsMetricFamily *family, const char *const *label_values, double by);
 void bs_metric_set (BsMetricFamily *family, const char *const *label_values, double value);
 void bs_metric_observe (BsMetricFamily *family, const char *const *label_values, double value);
+/* Forget one series of a family with labels (a thing that is gone, such as
+ * a consumer group deleted); it is no longer rendered. */
+void bs_metric_remove (BsMetricFamily *family, const char *const *label_values);
 
 /* Prometheus text exposition format 0.0.4. */
 char *bs_metrics_render (BsMetrics *metrics);

@@ -596,6 +596,26 @@ bs_redis_reply_str (const redisReply *reply)
     }
 }
 
+const redisReply *
+bs_redis_reply_field (const redisReply *map, const char *key)
+{
+  if (map == NULL || map->type != REDIS_REPLY_ARRAY || map->elements % 2 != 0)
+    return NULL;
+  for (size_t i = 0; i < map->elements; i += 2)
+    if (g_strcmp0 (bs_redis_reply_str (map->element[i]), key) == 0)
+      return map->element[i + 1];
+  return NULL;
+}
+
+gboolean
+bs_redis_reply_integer (const redisReply *reply, long long *out)
+{
+  if (reply == NULL || reply->type != REDIS_REPLY_INTEGER)
+    return FALSE;
+  *out = reply->integer;
+  return TRUE;
+}
+
 GHashTable *
 bs_redis_entry_fields (const redisReply *entry, char **id)
 {

@@ -80,6 +80,13 @@ void bs_redis_command (BsRedis *redis, guint extra_timeout_ms, BsRedisReplyFunc 
 /* The string of a STRING/STATUS/VERB reply, or NULL. */
 const char *bs_redis_reply_str (const redisReply *reply);
 
+/* The value of @key in a reply that is a flat [key, value, ...] array (as
+ * XINFO answers in RESP2), or NULL. */
+const redisReply *bs_redis_reply_field (const redisReply *map, const char *key);
+
+/* An INTEGER reply's value into *@out; FALSE when @reply is anything else. */
+gboolean bs_redis_reply_integer (const redisReply *reply, long long *out);
+
 /* A stream entry's fields (XRANGE/XREADGROUP/XCLAIM element: [id, [k, v, ...]]),
  * as a string → string table (copied); NULL if @entry has not that shape.
  * *@id is set to a copy of the entry id. */

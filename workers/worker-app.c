@@ -12,6 +12,7 @@
 
 #include "bs-request.h"
 #include "bs-service.h"
+#include "bs-stream-trimmer.h"
 
 #define SERVICE_NAME "bookstore-worker"
 #define DEFAULT_METRICS_PORT 9100
@@ -34,6 +35,7 @@ struct _WorkerApp
   WorkerProcessOrder *process_order;
   WorkerCreateOrder *create_order;
   WorkerQueue *queues[N_QUEUES];
+  BsStreamTrimmer *trimmer; /* the streams the worker writes, on the command connection */
 };
 
 static gboolean
@@ -76,6 +78,7 @@ stop_queues (BsService *service, gpointer user_data)
 {
   WorkerApp *app = user_data;
 
+  bs_stream_trimmer_stop (app->trimmer);
   for (guint i = 0; i < N_QUEUES; i++)
     worker_queue_stop (app->queues[i]);
 }
@@ -119,6 +122,7 @@ create_queues (WorkerApp *app)
         .block_ms = app->config.block_ms,
         .claim_idle_ms = app->config.claim_idle_ms,
         .max_deliveries = app->config.max_deliveries,
+        .dead_max_entries = app->config.dead_max_entries,
         .reader = &reader,
       };
 
@@ -126,6 +130,30 @@ create_queues (WorkerApp *app)
           &options, app->commands, app->service, &app->metrics, handlers[i],
           i == QUEUE_CREATE_ORDER ? worker_create_order_dead : NULL, handler_data[i]);
     }
+}
+
+/* What the worker writes, it keeps bounded: the streams others read until
+ * their group has acknowledged (and the retention has passed), the ones
+ * nobody consumes to a number of entries. bookstore:order-requests is
+ * written by clients; the worker, its only reader, trims it too. */
+static void
+create_trimmer (WorkerApp *app)
+{
+  static const char *const dead_streams[] = {
+    WORKER_STREAM_ORDER_EVENTS WORKER_DEAD_SUFFIX,
+    WORKER_STREAM_NOTIFICATIONS WORKER_DEAD_SUFFIX,
+    WORKER_STREAM_ORDER_REQUESTS WORKER_DEAD_SUFFIX,
+  };
+
+  app->trimmer = bs_stream_trimmer_new (app->commands, bs_service_get_metrics (app->service),
+                                        app->config.stream_retention_ms);
+  bs_stream_trimmer_add_consumed (app->trimmer, WORKER_STREAM_ORDER_STATUS, WORKER_ORDERS_GROUP);
+  bs_stream_trimmer_add_consumed (app->trimmer, WORKER_STREAM_NOTIFICATIONS, WORKER_GROUP);
+  bs_stream_trimmer_add_consumed (app->trimmer, WORKER_STREAM_ORDER_REQUESTS, WORKER_GROUP);
+  bs_stream_trimmer_add_capped (app->trimmer, WORKER_STREAM_ORDER_RESULTS,
+                                app->config.results_max_entries);
+  for (guint i = 0; i < G_N_ELEMENTS (dead_streams); i++)
+    bs_stream_trimmer_add_capped (app->trimmer, dead_streams[i], app->config.dead_max_entries);
 }
 
 WorkerApp *
@@ -157,6 +185,7 @@ worker_app_new (GError **error)
     return NULL;
   app->process_order = worker_process_order_new (app->commands, &app->config);
   create_queues (app);
+  create_trimmer (app);
 
   bs_router_add (bs_service_get_router (app->service), "GET", "/health", handle_health, app);
   bs_service_add_stop_func (app->service, stop_queues, app);
@@ -173,6 +202,7 @@ worker_app_free (WorkerApp *app)
    * then the handlers, then the service whose metrics they used */
   for (guint i = 0; i < N_QUEUES; i++)
     g_clear_pointer (&app->queues[i], worker_queue_free);
+  g_clear_pointer (&app->trimmer, bs_stream_trimmer_free);
   g_clear_pointer (&app->commands, bs_redis_free);
   g_clear_pointer (&app->create_order, worker_create_order_free);
   g_clear_pointer (&app->process_order, worker_process_order_free);
@@ -191,6 +221,7 @@ worker_app_start (WorkerApp *app, GError **error)
   bs_redis_start (app->commands);
   for (guint i = 0; i < N_QUEUES; i++)
     worker_queue_start (app->queues[i]);
+  bs_stream_trimmer_start (app->trimmer);
   return TRUE;
 }
 

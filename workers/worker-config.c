@@ -1,10 +1,12 @@
 /* worker-config.c: defaults, ranges and checks of every variable. */
 #include "worker-config.h"
 
+#include "worker-streams.h"
+
 #include "bs-config.h"
 #include "bs-error.h"
-
-#include <unistd.h>
+#include "bs-stream-trimmer.h"
+#include "bs-stream.h"
 
 #define NAME_MAX_CHARS 200
 #define RECIPIENT_MAX_CHARS 320
@@ -32,16 +34,26 @@ check_token (const char *variable, const char *value, guint max_chars, gboolean 
   return TRUE;
 }
 
-static char *
-default_name (void)
+/* How much the streams keep (docs/events.md, "Trimming"). */
+static gboolean
+load_stream_limits (WorkerConfig *config, GError **error)
 {
-  return g_strdup_printf ("%s-%ld", g_get_host_name (), (long) getpid ());
+  config->stream_retention_ms = 60000;
+  config->results_max_entries = WORKER_RESULTS_MAX_ENTRIES;
+  config->dead_max_entries = 10000;
+  return bs_config_get_uint ("WORKER_STREAM_RETENTION_MS", config->stream_retention_ms, 0,
+                             BS_STREAM_RETENTION_MAX_MS, &config->stream_retention_ms, error)
+         /* no more than the XADD's own cap */
+         && bs_config_get_uint ("WORKER_RESULTS_MAX_ENTRIES", config->results_max_entries, 1,
+                                WORKER_RESULTS_MAX_ENTRIES, &config->results_max_entries, error)
+         && bs_config_get_uint ("WORKER_DEAD_MAX_ENTRIES", config->dead_max_entries, 1, 100000000,
+                                &config->dead_max_entries, error);
 }
 
 gboolean
 worker_config_load (WorkerConfig *config, GError **error)
 {
-  g_autofree char *fallback_name = default_name ();
+  g_autofree char *fallback_name = bs_stream_default_consumer ();
 
   config->concurrency = 5;
   config->block_ms = 2000;
@@ -67,6 +79,7 @@ worker_config_load (WorkerConfig *config, GError **error)
                                 &config->claim_idle_ms, error)
          && bs_config_get_uint ("WORKER_MAX_DELIVERIES", config->max_deliveries, 1, 1000,
                                 &config->max_deliveries, error)
+         && load_stream_limits (config, error)
          && bs_config_get_string ("ORDERS_API_URL", "http://127.0.0.1:8082", &config->orders_url,
                                   error)
          && bs_config_get_uint ("ORDERS_HTTP_RETRIES", config->http_retries, 0, 20,

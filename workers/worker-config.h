@@ -16,6 +16,9 @@ typedef struct
   guint block_ms;
   guint claim_idle_ms;
   guint max_deliveries;
+  guint stream_retention_ms; /* acknowledged entries kept this long */
+  guint results_max_entries; /* bookstore:order-results */
+  guint dead_max_entries;    /* each <stream>:dead */
   char *orders_url;
   guint http_retries;
   guint http_timeout_ms;

@@ -1,9 +1,13 @@
 /* worker-queue-claim.c: entries left pending (a failed job, or a consumer
  * that died) are taken over after the idle time, or moved to <stream>:dead
- * after too many deliveries; and the group's pending/lag gauges. */
+ * (capped at WORKER_DEAD_MAX_ENTRIES) after too many deliveries; the
+ * consumers stopped processes of this host left are deleted; and the
+ * group's pending/lag gauges. */
 #include "worker-queue-private.h"
 
 #include "worker-streams.h"
+
+#include "bs-stream.h"
 
 #define STATS_INTERVAL_MS 2000
 #define PENDING_BATCH "100"
@@ -115,7 +119,7 @@ dead_copied (BsRedis *redis, redisReply *reply, const GError *error, gpointer us
     dead_done (g_steal_pointer (&op));
 }
 
-/* XADD <stream>:dead * <the original fields> dead_original_id ... */
+/* XADD <stream>:dead MAXLEN <n> * <the original fields> dead_original_id ... */
 static void
 copy_to_dead (DeadOp *op)
 {
@@ -127,6 +131,8 @@ copy_to_dead (DeadOp *op)
 
   g_ptr_array_add (argv, (gpointer) "XADD");
   g_ptr_array_add (argv, queue->dead_stream);
+  g_ptr_array_add (argv, (gpointer) "MAXLEN"); /* the oldest dead letters go first */
+  g_ptr_array_add (argv, queue->dead_maxlen);
   g_ptr_array_add (argv, (gpointer) "*");
   g_hash_table_iter_init (&iter, op->fields);
   while (g_hash_table_iter_next (&iter, &key, &value))
@@ -327,10 +333,51 @@ worker_queue_claim_now (WorkerQueue *queue)
                     "IDLE", idle, "-", "+", PENDING_BATCH, NULL);
 }
 
+/* ---- consumers of stopped processes: XINFO CONSUMERS, XGROUP DELCONSUMER ---------- */
+
+static void
+consumers_deleted (const char *const *deleted, const GError *error, gpointer user_data)
+{
+  WorkerQueue *queue = user_data;
+
+  queue->consumers_busy = FALSE;
+  if (!queue->disposed && deleted[0] != NULL)
+    {
+      g_autofree char *names = g_strjoinv (", ", (char **) deleted);
+
+      worker_queue_log (queue, G_LOG_LEVEL_MESSAGE, NULL,
+                        "deleted %u consumers of stopped processes of this host from group %s on "
+                        "%s: %s",
+                        g_strv_length ((char **) deleted), WORKER_GROUP, queue->stream, names);
+    }
+  if (!queue->disposed && error != NULL && error->domain != G_IO_ERROR)
+    worker_queue_log (queue, G_LOG_LEVEL_INFO, NULL,
+                      "deleting consumers of stopped processes on %s failed: %s", queue->stream,
+                      error->message);
+  worker_queue_unref (queue);
+}
+
+/* Each restart without WORKER_NAME is a new consumer <hostname>-<pid>: the
+ * ones of processes of this host that are gone, idle past the claim time
+ * and with nothing pending (the claimer took what they held) are deleted,
+ * so that restarts do not pile them up. */
+static void
+delete_dead_consumers (WorkerQueue *queue)
+{
+  if (queue->consumers_busy || queue->stopping || queue->disposed
+      || !bs_redis_is_connected (queue->commands))
+    return;
+  queue->consumers_busy = TRUE;
+  bs_stream_delete_dead_consumers (queue->commands, queue->stream, WORKER_GROUP, queue->consumer,
+                                   queue->claim_idle_ms, consumers_deleted,
+                                   worker_queue_ref (queue));
+}
+
 static gboolean
 claim_tick (gpointer user_data)
 {
   worker_queue_claim_now (user_data);
+  delete_dead_consumers (user_data);
   return G_SOURCE_CONTINUE;
 }
 

@@ -20,6 +20,7 @@ struct _WorkerQueue
   guint block_ms;
   guint claim_idle_ms;
   guint max_deliveries;
+  char dead_maxlen[16];  /* XADD <stream>:dead MAXLEN this */
   const char *labels[2]; /* { name, NULL } for the metrics */
 
   BsRedis *reader;   /* owned; XGROUP CREATE and XREADGROUP only */
@@ -45,6 +46,7 @@ struct _WorkerQueue
   gboolean claim_first; /* stale entries wait for the slots of the read in flight */
   guint stats_id;
   gboolean stats_busy;
+  gboolean consumers_busy; /* deleting consumers of stopped processes */
 
   GHashTable *jobs;    /* entry id → WorkerJob, in flight */
   GHashTable *reasons; /* entry id → last failure reason, bounded */

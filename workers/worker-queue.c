@@ -146,6 +146,8 @@ worker_queue_new (const WorkerQueueOptions *options, BsRedis *commands, BsServic
   queue->block_ms = options->block_ms;
   queue->claim_idle_ms = MAX (options->claim_idle_ms, 2);
   queue->max_deliveries = MAX (options->max_deliveries, 1);
+  g_snprintf (queue->dead_maxlen, sizeof queue->dead_maxlen, "%u",
+              options->dead_max_entries != 0 ? options->dead_max_entries : 10000);
   queue->commands = commands;
   queue->service = service;
   queue->metrics = metrics;

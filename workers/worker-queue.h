@@ -8,8 +8,10 @@
  * is taken again (XPENDING ... IDLE + XCLAIM) after `claim_idle_ms`, by this
  * consumer or another: that is also how the jobs of a consumer that died get
  * done. After `max_deliveries` deliveries an entry is copied to
- * <stream>:dead and acknowledged. On SIGTERM the queue stops reading and
- * holds the service until its jobs in flight are finished and acknowledged. */
+ * <stream>:dead (which keeps its last `dead_max_entries`) and acknowledged.
+ * Consumers of the group that stopped processes of this host left are
+ * deleted once idle past `claim_idle_ms` with nothing pending. On SIGTERM the queue stops reading
+ * and holds the service until its jobs in flight are finished and acknowledged. */
 #pragma once
 
 #include "worker-metrics.h"
@@ -31,6 +33,7 @@ typedef struct
   guint block_ms;         /* XREADGROUP BLOCK */
   guint claim_idle_ms;    /* a pending entry idle this long is taken over */
   guint max_deliveries;   /* then it goes to <stream>:dead */
+  guint dead_max_entries; /* which keeps its last this many (XADD MAXLEN) */
   BsRedisOptions *reader; /* connection settings of the queue's blocking reader */
 } WorkerQueueOptions;
 

@@ -3,6 +3,8 @@
 #pragma once
 
 #define WORKER_GROUP "bookstore-workers"
+/* The group bookstore-orders reads bookstore:orders:status with. */
+#define WORKER_ORDERS_GROUP "bookstore-orders"
 
 #define WORKER_STREAM_ORDER_EVENTS "bookstore:orders:events"
 #define WORKER_STREAM_ORDER_STATUS "bookstore:orders:status"
@@ -20,5 +22,7 @@
 #define WORKER_QUEUE_CREATE_ORDER "create-order"
 
 /* order-results keeps about this many entries (XADD MAXLEN ~): clients read
- * their result within moments; nobody consumes it with a group. */
+ * their result within moments; nobody consumes it with a group. The
+ * stream trimmer cuts it to WORKER_RESULTS_MAX_ENTRIES (default the same). */
 #define WORKER_RESULTS_MAXLEN "100000"
+#define WORKER_RESULTS_MAX_ENTRIES 100000

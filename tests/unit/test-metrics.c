@@ -588,6 +588,32 @@ test_promtool_empty (Fixture *f, gconstpointer user_data)
   promtool_check (text);
 }
 
+/* A series removed is no longer rendered; the others stay; it can come back. */
+static void
+test_remove (Fixture *f, gconstpointer user_data)
+{
+  const char *const labels[] = { "stream", "group", NULL };
+  const char *const a[] = { "s", "a", NULL };
+  const char *const b[] = { "s", "b", NULL };
+  BsMetricFamily *g = bs_metrics_gauge (f->metrics, "group_lag", "Lag.", labels);
+  g_autofree char *both = NULL;
+  g_autofree char *one = NULL;
+  g_autofree char *again = NULL;
+
+  bs_metric_set (g, a, 3);
+  bs_metric_set (g, b, 4);
+  both = render (f);
+  g_assert_cmpuint (count_prefix (both, "group_lag{"), ==, 2);
+  bs_metric_remove (g, a);
+  bs_metric_remove (g, a); /* gone already: nothing happens */
+  one = render (f);
+  g_assert_false (has_line (one, "group_lag{stream=\"s\",group=\"a\"} 3"));
+  check_line (one, "group_lag{stream=\"s\",group=\"b\"} 4");
+  bs_metric_set (g, a, 5);
+  again = render (f);
+  check_line (again, "group_lag{stream=\"s\",group=\"a\"} 5");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -608,6 +634,7 @@ main (int argc, char **argv)
   ADD ("/bs/metrics/process-fds", test_process_fds);
   ADD ("/bs/metrics/promtool", test_promtool);
   ADD ("/bs/metrics/promtool-empty", test_promtool_empty);
+  ADD ("/bs/metrics/remove", test_remove);
 #undef ADD
   g_test_add_func ("/bs/metrics/sorted", test_sorted);
   g_test_add_func ("/bs/metrics/collectors", test_collectors);
