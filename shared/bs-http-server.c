@@ -159,30 +159,45 @@ stolen_written (GObject *source, GAsyncResult *result, gpointer user_data)
   g_io_stream_close_async (reply->stream, G_PRIORITY_DEFAULT, NULL, stolen_closed, reply);
 }
 
+/* A complete response for a socket we answer ourselves. */
+static GBytes *
+direct_response (int code, const char *message, const char *request_id, gboolean retry_after)
+{
+  g_autoptr (GError) error = g_error_new_literal (BS_ERROR, code, message);
+  g_autoptr (JsonNode) body = bs_error_body_new (error);
+  gsize body_len = 0;
+  g_autofree char *body_text = bs_json_to_string (body, &body_len);
+  guint status = bs_error_http_status (error);
+  GString *text = g_string_sized_new (256 + body_len);
+
+  g_string_append_printf (text,
+                          "HTTP/1.1 %u %s\r\n"
+                          "Server: bookstore/" BS_VERSION "\r\n"
+                          "Content-Type: application/json\r\n"
+                          "Content-Length: %" G_GSIZE_FORMAT "\r\n"
+                          "X-Request-ID: %s\r\n"
+                          "%s"
+                          "Connection: close\r\n\r\n",
+                          status, soup_status_get_phrase (status), body_len, request_id,
+                          retry_after ? "Retry-After: 1\r\n" : "");
+  g_string_append_len (text, body_text, (gssize) body_len);
+  return g_string_free_to_bytes (text);
+}
+
 /* A declared body far over the limit: answer 413 at once and close, rather
  * than reading (and discarding) gigabytes first. We take the connection from
  * libsoup, so the access record is written here. */
 static void
 reject_huge_body (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request)
 {
-  g_autoptr (GError) error = g_error_new (BS_ERROR, BS_ERROR_PAYLOAD_TOO_LARGE,
-                                          "request body is larger than %" G_GSIZE_FORMAT " bytes",
-                                          server->limits.max_body_bytes);
-  g_autoptr (JsonNode) body = bs_error_body_new (error);
-  gsize body_len = 0;
-  g_autofree char *body_text = bs_json_to_string (body, &body_len);
-  g_autofree char *head = g_strdup_printf ("HTTP/1.1 413 Payload Too Large\r\n"
-                                           "Content-Type: application/json\r\n"
-                                           "Content-Length: %" G_GSIZE_FORMAT "\r\n"
-                                           "X-Request-ID: %s\r\n"
-                                           "Connection: close\r\n\r\n",
-                                           body_len, request->request_id);
-  g_autofree char *text = g_strconcat (head, body_text, NULL);
+  g_autofree char *message = g_strdup_printf (
+      "request body is larger than %" G_GSIZE_FORMAT " bytes", server->limits.max_body_bytes);
   StolenReply *reply = g_new0 (StolenReply, 1);
 
   request->state = BS_REQUEST_DONE;
   record_access (server, msg, request, 413);
-  reply->response = g_bytes_new_take (g_steal_pointer (&text), strlen (head) + body_len);
+  reply->response
+      = direct_response (BS_ERROR_PAYLOAD_TOO_LARGE, message, request->request_id, FALSE);
   reply->stream = soup_server_message_steal_connection (msg);
   g_output_stream_write_all_async (
       g_io_stream_get_output_stream (reply->stream), g_bytes_get_data (reply->response, NULL),
@@ -464,31 +479,6 @@ reaper_tick (gpointer user_data)
     if (now >= bs_http_stream_get_deadline (key))
       bs_http_stream_expire (key);
   return G_SOURCE_CONTINUE;
-}
-
-/* A complete response for a socket we answer ourselves. */
-static GBytes *
-direct_response (int code, const char *message, const char *request_id, gboolean retry_after)
-{
-  g_autoptr (GError) error = g_error_new_literal (BS_ERROR, code, message);
-  g_autoptr (JsonNode) body = bs_error_body_new (error);
-  gsize body_len = 0;
-  g_autofree char *body_text = bs_json_to_string (body, &body_len);
-  guint status = bs_error_http_status (error);
-  GString *text = g_string_sized_new (256 + body_len);
-
-  g_string_append_printf (text,
-                          "HTTP/1.1 %u %s\r\n"
-                          "Server: bookstore/" BS_VERSION "\r\n"
-                          "Content-Type: application/json\r\n"
-                          "Content-Length: %" G_GSIZE_FORMAT "\r\n"
-                          "X-Request-ID: %s\r\n"
-                          "%s"
-                          "Connection: close\r\n\r\n",
-                          status, soup_status_get_phrase (status), body_len, request_id,
-                          retry_after ? "Retry-After: 1\r\n" : "");
-  g_string_append_len (text, body_text, (gssize) body_len);
-  return g_string_free_to_bytes (text);
 }
 
 static GBytes *

@@ -92,11 +92,9 @@ note_progress (BsHttpStream *self)
       self->begun_seen = begun;
       self->deadline_us = g_get_monotonic_time () + (gint64) self->timeout_ms * 1000;
     }
-  if (bs_http_guard_get_requests_read (self->guard) == begun
-      && !bs_http_guard_is_idle (self->guard))
-    return;
-  if (bs_http_guard_get_requests_read (self->guard) == begun)
-    self->deadline_us = G_MAXINT64; /* the handler's time is not ours to bound here */
+  /* all of it arrived: the handler's time is not ours to bound here */
+  if (bs_http_guard_get_requests_read (self->guard) == begun && bs_http_guard_is_idle (self->guard))
+    self->deadline_us = G_MAXINT64;
 }
 
 static gssize
