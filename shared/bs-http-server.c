@@ -8,6 +8,7 @@
 #include "bs-build-config.h"
 #include "bs-error.h"
 #include "bs-json.h"
+#include "bs-http-linger.h"
 #include "bs-http-listener.h"
 #include "bs-http-stream.h"
 #include "bs-log.h"
@@ -39,6 +40,7 @@ struct _BsHttpServer
   BsHttpListener *listener;
   GSocket *keepalive_socket[2]; /* see keep_alive_enable() */
   gboolean refusing;            /* in an episode of refused connections */
+  guint refused_lingering;      /* refused connections not closed yet */
   guint16 port;
   gboolean socket_activated;
   gboolean draining;
@@ -510,6 +512,14 @@ stream_closed (BsHttpStream *stream, gpointer user_data)
 }
 
 static void
+refused_closed (gpointer user_data)
+{
+  BsHttpServer *server = user_data;
+
+  server->refused_lingering--;
+}
+
+static void
 refuse_connection (BsHttpServer *server, GSocket *socket)
 {
   g_autofree char *request_id = bs_request_id_from_header (NULL);
@@ -522,7 +532,13 @@ refuse_connection (BsHttpServer *server, GSocket *socket)
   server->refusing = TRUE;
   response = direct_response (BS_ERROR_UNAVAILABLE, "too many connections; retry shortly",
                               request_id, TRUE);
-  bs_http_socket_reply_and_close (socket, response, BS_HTTP_REFUSED_LINGER_MS);
+  /* a storm of refused connections must not hold descriptors for long:
+   * past a bound, answer and close without lingering */
+  server->refused_lingering++;
+  bs_http_linger_start (
+      socket, response,
+      server->refused_lingering > BS_HTTP_REFUSED_LINGER_MAX ? 0 : BS_HTTP_REFUSED_LINGER_MS,
+      refused_closed, server);
 }
 
 static void

@@ -24,6 +24,8 @@ typedef struct
 #define BS_HTTP_MAX_CONNECTIONS_CAP 16384
 /* How long a refused connection is read (and discarded) before the close. */
 #define BS_HTTP_REFUSED_LINGER_MS 500
+/* At most this many refused connections linger at once; more close at once. */
+#define BS_HTTP_REFUSED_LINGER_MAX 256
 /* A too-large body declared up to this size is read and discarded so the
  * client sees the 413; a larger one gets the 413 and the connection closed. */
 #define BS_HTTP_DRAIN_LIMIT (16 * 1024 * 1024)

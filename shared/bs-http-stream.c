@@ -409,9 +409,3 @@ bs_http_stream_force_close (BsHttpStream *stream)
   g_socket_close (stream->socket, NULL);
   socket_closed (stream);
 }
-
-void
-bs_http_socket_reply_and_close (GSocket *socket, GBytes *response, guint linger_ms)
-{
-  bs_http_linger_start (socket, response, linger_ms, NULL, NULL);
-}

@@ -59,8 +59,4 @@ void bs_http_stream_expire (BsHttpStream *stream);
 /* Close the socket at once, whatever libsoup is doing (server shutdown). */
 void bs_http_stream_force_close (BsHttpStream *stream);
 
-/* Write @response on a socket that libsoup never saw, then close it with a
- * short lingering close; @socket is taken over. For refusals at accept. */
-void bs_http_socket_reply_and_close (GSocket *socket, GBytes *response, guint linger_ms);
-
 G_END_DECLS
