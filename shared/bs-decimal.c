@@ -109,7 +109,8 @@ format_digits (double value, guint n, char *buf, gsize size)
 {
   char format[16];
 
-  g_snprintf (format, sizeof format, "%%.%ue", n - 1);
+  /* "%.<n-1>e" */
+  g_snprintf (format, sizeof format, "%%.%u%c", n - 1, 'e');
   g_ascii_formatd (buf, size, format, value);
 }
 

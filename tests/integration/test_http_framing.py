@@ -279,9 +279,10 @@ def test_invalid_content_length(books, headers):
 def test_content_length_with_chunked(target, variant):
     body = chunked(target.body, sizes=[10])
     cl = len(body) + (len(target.smuggle_post) if variant == "cl-covers-all" else 0)
-    te = ("Transfer-Encoding", "chunked")
+    chunked_header = ("Transfer-Encoding", "chunked")
     cl_header = ("Content-Length", str(cl))
-    headers = [JSON_CT] + ([te, cl_header] if variant == "te-first" else [cl_header, te])
+    pair = [chunked_header, cl_header] if variant == "te-first" else [cl_header, chunked_header]
+    headers = [JSON_CT] + pair
     guarded(target, post(target, headers, body + target.smuggle_post))
 
 
