@@ -62,6 +62,7 @@ worker_config_load (WorkerConfig *config, GError **error)
   config->http_retries = 3;
   config->http_timeout_ms = 5000;
   config->step_delay_ms = 10;
+  config->done_ttl_s = 86400;
   config->stock_limit = 1000;
   config->redis_timeout_ms = 5000;
   return bs_config_get_string ("REDIS_HOST", "127.0.0.1", &config->redis_host, error)
@@ -88,6 +89,10 @@ worker_config_load (WorkerConfig *config, GError **error)
                                 &config->http_timeout_ms, error)
          && bs_config_get_uint ("WORKER_STEP_DELAY_MS", config->step_delay_ms, 0, 600000,
                                 &config->step_delay_ms, error)
+         /* at least the longest time a duplicate of an event can arrive in:
+          * the claim of a pending entry, the outbox relay's retry */
+         && bs_config_get_uint ("WORKER_DONE_TTL_S", config->done_ttl_s, 60, 2592000,
+                                &config->done_ttl_s, error)
          && bs_config_get_uint ("WORKER_STOCK_LIMIT", config->stock_limit, 0, 1000000000,
                                 &config->stock_limit, error)
          && bs_config_get_string ("NOTIFY_RECIPIENT", "orders@localhost", &config->notify_recipient,

@@ -23,6 +23,7 @@ typedef struct
   guint http_retries;
   guint http_timeout_ms;
   guint step_delay_ms;
+  guint done_ttl_s; /* how long an order's done mark stays */
   guint stock_limit;
   char *notify_recipient;
 } WorkerConfig;

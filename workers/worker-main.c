@@ -25,6 +25,8 @@ static const char environment_help[]
       "  ORDERS_HTTP_RETRIES              retries of one order creation (default 3)\n"
       "  ORDERS_HTTP_TIMEOUT_MS           deadline of one call to Orders (default 5000)\n"
       "  WORKER_STEP_DELAY_MS             duration of each simulated step (default 10)\n"
+      "  WORKER_DONE_TTL_S                an order's done mark (dropping a duplicate\n"
+      "                                   event) lasts this long (default 86400)\n"
       "  WORKER_STOCK_LIMIT               larger quantities fail the inventory check\n"
       "                                   (default 1000)\n"
       "  NOTIFY_RECIPIENT                 recipient of notifications (default\n"

@@ -3,8 +3,10 @@
  * completed or failed; marked done; a notification when completed.
  *
  * Idempotent: an order already marked done (bookstore:orders:done:<id>) is
- * acknowledged without publishing anything; a redelivery before the mark
- * publishes the same statuses again, which the orders service ignores. */
+ * acknowledged without publishing anything. The final status, the mark and
+ * the notification are published in one script: a redelivery before it
+ * publishes "processing" again (which the orders service ignores), never a
+ * second outcome. */
 #include "worker-process-order.h"
 
 #include "worker-streams.h"
@@ -16,6 +18,7 @@ struct _WorkerProcessOrder
   BsRedis *commands;
   guint step_delay_ms;
   guint stock_limit;
+  guint done_ttl_s;
   char *recipient;
 };
 
@@ -60,6 +63,7 @@ worker_process_order_new (BsRedis *commands, const WorkerConfig *config)
   self->commands = commands;
   self->step_delay_ms = config->step_delay_ms;
   self->stock_limit = config->stock_limit;
+  self->done_ttl_s = config->done_ttl_s;
   self->recipient = g_strdup (config->notify_recipient);
   return self;
 }
@@ -114,76 +118,61 @@ failed_on (Run *run, const char *what, const GError *error)
   return TRUE;
 }
 
-/* ---- the end: notification, acknowledgement ------------------------------------ */
+/* ---- the end: status, done mark and notification at once ------------------------ */
+
+/* One script, so that Redis applies all of it or none: a worker killed at
+ * any moment leaves either no trace of the end (the redelivery does it) or
+ * the done mark with it (the redelivery is skipped). Never a second final
+ * status or notification for one order.
+ * KEYS: status stream, done key, notifications stream.
+ * ARGV: order id, status, event id, worker, done TTL (s), recipient[, reason] */
+static const char finish_script[]
+    = "local f = {'order_id', ARGV[1], 'status', ARGV[2], 'event_id', ARGV[3], 'worker', ARGV[4]}\n"
+      "if ARGV[7] then f[#f + 1] = 'reason'; f[#f + 1] = ARGV[7] end\n"
+      "redis.call('XADD', KEYS[1], '*', unpack(f))\n"
+      "redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[5])\n"
+      "if ARGV[2] == 'completed' then\n"
+      "  redis.call('XADD', KEYS[3], '*', 'type', 'order.completed', 'order_id', ARGV[1],\n"
+      "             'recipient', ARGV[6])\n"
+      "end\n"
+      "return 1\n";
 
 static void
-notification_sent (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
+finished (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
 {
   Run *run = user_data;
 
-  if (failed_on (run, "publishing the notification", error))
-    return;
-  worker_job_complete (g_steal_pointer (&run->job));
-  run_free (run);
-}
-
-static void
-marked_done (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
-{
-  Run *run = user_data;
-
-  if (failed_on (run, "marking the order done", error))
-    return;
-  if (g_str_equal (run->status, "completed"))
-    {
-      bs_redis_command (run->self->commands, 0, notification_sent, run, "XADD",
-                        WORKER_STREAM_NOTIFICATIONS, "*", "type", "order.completed", "order_id",
-                        run->order_id, "recipient", run->self->recipient, NULL);
-      return;
-    }
-  worker_job_complete (g_steal_pointer (&run->job));
-  run_free (run);
-}
-
-static void
-final_status_published (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
-{
-  Run *run = user_data;
-  g_autofree char *key = NULL;
-
-  if (failed_on (run, "publishing the status", error))
+  if (failed_on (run, "publishing the outcome", error))
     return;
   log_order (G_LOG_LEVEL_INFO, run, NULL, "order %s %s", run->order_id, run->status);
-  key = g_strconcat (WORKER_DONE_KEY_PREFIX, run->order_id, NULL);
-  bs_redis_command (run->self->commands, 0, marked_done, run, "SET", key, run->status, "EX",
-                    WORKER_DONE_TTL_S, NULL);
-}
-
-static void
-publish_status (Run *run, const char *status, const char *reason, BsRedisReplyFunc done)
-{
-  const char *argv[] = { "XADD",
-                         WORKER_STREAM_ORDER_STATUS,
-                         "*",
-                         "order_id",
-                         run->order_id,
-                         "status",
-                         status,
-                         "event_id",
-                         worker_job_get_id (run->job),
-                         "worker",
-                         worker_job_get_consumer (run->job),
-                         "reason",
-                         reason };
-
-  bs_redis_command_argv (run->self->commands, 0, reason != NULL ? 13 : 11, argv, NULL, done, run);
+  worker_job_complete (g_steal_pointer (&run->job));
+  run_free (run);
 }
 
 static void
 finish (Run *run, const char *status)
 {
+  g_autofree char *done_key = g_strconcat (WORKER_DONE_KEY_PREFIX, run->order_id, NULL);
+  char ttl[16];
+  const char *argv[] = { "EVAL",
+                         finish_script,
+                         "3",
+                         WORKER_STREAM_ORDER_STATUS,
+                         done_key,
+                         WORKER_STREAM_NOTIFICATIONS,
+                         run->order_id,
+                         status,
+                         worker_job_get_id (run->job),
+                         worker_job_get_consumer (run->job),
+                         ttl,
+                         run->self->recipient,
+                         run->reason };
+
   run->status = status;
-  publish_status (run, status, run->reason, final_status_published);
+  g_snprintf (ttl, sizeof ttl, "%u", run->self->done_ttl_s);
+  bs_redis_command_argv (run->self->commands, 0,
+                         run->reason != NULL ? G_N_ELEMENTS (argv) : G_N_ELEMENTS (argv) - 1, argv,
+                         NULL, finished, run);
 }
 
 /* ---- the steps ----------------------------------------------------------------- */
@@ -256,7 +245,10 @@ done_checked (BsRedis *redis, redisReply *reply, const GError *error, gpointer u
     }
   log_order (G_LOG_LEVEL_INFO, run, NULL, "processing order %s (quantity %" G_GUINT64_FORMAT ")",
              run->order_id, run->quantity);
-  publish_status (run, "processing", NULL, processing_published);
+  bs_redis_command (run->self->commands, 0, processing_published, run, "XADD",
+                    WORKER_STREAM_ORDER_STATUS, "*", "order_id", run->order_id, "status",
+                    "processing", "event_id", worker_job_get_id (run->job), "worker",
+                    worker_job_get_consumer (run->job), NULL);
 }
 
 /* ---- the event ----------------------------------------------------------------- */

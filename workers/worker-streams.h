@@ -13,9 +13,8 @@
 #define WORKER_STREAM_ORDER_RESULTS "bookstore:order-results"
 /* <stream>:dead */
 #define WORKER_DEAD_SUFFIX ":dead"
-/* SET <prefix><order_id> <status> EX WORKER_DONE_TTL_S once an order is done */
+/* SET <prefix><order_id> <status> EX <WORKER_DONE_TTL_S> once an order is done */
 #define WORKER_DONE_KEY_PREFIX "bookstore:orders:done:"
-#define WORKER_DONE_TTL_S "604800"
 
 #define WORKER_QUEUE_PROCESS_ORDER "process-order"
 #define WORKER_QUEUE_SEND_NOTIFICATION "send-notification"
