@@ -38,7 +38,7 @@ def test_order_event_processed_end_to_end(workers, redis_server, rc):
     # marked done after the status is published
     wait_for(lambda: rc.get(DONE_PREFIX + "41") == "completed", scaled(10), message="the done mark")
     ttl = rc.ttl(DONE_PREFIX + "41")
-    assert 0 < ttl <= 604800, ttl
+    assert 86400 - 60 < ttl <= 86400, ttl  # WORKER_DONE_TTL_S's default
 
     # the notification job: on its stream, then a structured log record
     notes = wait_for(lambda: [f for _, f in entries(rc, NOTIFICATIONS) if f.get("order_id") == "41"],
@@ -65,6 +65,16 @@ def test_order_event_processed_end_to_end(workers, redis_server, rc):
     wait_for(lambda: worker_metric(w, "worker_stream_pending", queue="process-order") == 0
              and worker_metric(w, "worker_stream_lag", queue="process-order") == 0, scaled(10),
              message="pending and lag gauges at 0")
+
+
+def test_done_mark_lasts_worker_done_ttl_s(workers, redis_server, rc):
+    start_worker(workers, redis_server, env={"WORKER_DONE_TTL_S": 120})
+    add_order_event(rc, 43)
+    wait_for(lambda: rc.get(DONE_PREFIX + "43") == "completed", scaled(10), message="the done mark")
+    assert 60 < rc.ttl(DONE_PREFIX + "43") <= 120
+    # the outcome, the mark and the notification come together (one script)
+    assert [s["status"] for s in statuses(rc, 43)] == ["processing", "completed"]
+    assert [f["order_id"] for _, f in entries(rc, NOTIFICATIONS)] == ["43"]
 
 
 def test_insufficient_stock_fails_the_order(workers, redis_server, rc):

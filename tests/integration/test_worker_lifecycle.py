@@ -46,6 +46,7 @@ def connected_gauges(worker):
     ("ORDERS_HTTP_TIMEOUT_MS", "50"),
     ("WORKER_STEP_DELAY_MS", "-1"),
     ("WORKER_STOCK_LIMIT", "many"),
+    ("WORKER_DONE_TTL_S", "59"),
     ("NOTIFY_RECIPIENT", "a\tb"),
     ("BIND_ADDRESS", "localhost"),
 ])
