@@ -153,7 +153,8 @@ service_start() { # name binary port port-variable env...
   fi
   port_busy "$port" && die "port $port is taken by another program"
   say "starting $name on port $port (log: $STATE/$name.log)"
-  env "$@" "$port_var=$port" setsid "$binary" >>"$STATE/$name.log" 2>&1 < /dev/null &
+  # G_SLICE as the units set it (docs/http-edge.md)
+  env G_SLICE=always-malloc "$@" "$port_var=$port" setsid "$binary" >>"$STATE/$name.log" 2>&1 < /dev/null &
   echo $! >"$pidfile"
   for _ in $(seq 1 100); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then

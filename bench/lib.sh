@@ -185,7 +185,7 @@ bench_start_daemon() {
   started_port=
   for _ in 1 2 3 4 5; do
     port=$(pick_port) || die "no free port"
-    env "$@" PORT="$port" BIND_ADDRESS=127.0.0.1 "$binary" >"$logfile" 2>&1 </dev/null &
+    env G_SLICE=always-malloc "$@" PORT="$port" BIND_ADDRESS=127.0.0.1 "$binary" >"$logfile" 2>&1 </dev/null &
     pid=$!
     bench_pids+=("$pid")
     for _ in $(seq 300); do

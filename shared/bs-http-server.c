@@ -7,6 +7,7 @@
 
 #include "bs-build-config.h"
 #include "bs-error.h"
+#include "bs-heap-trim.h"
 #include "bs-json.h"
 #include "bs-http-linger.h"
 #include "bs-http-listener.h"
@@ -36,6 +37,7 @@ struct _BsHttpServer
   GHashTable *connections; /* BsHttpStream (ref) set: every connection we accepted */
   BsHttpStreamHooks hooks;
   guint reaper_id;
+  BsHeapTrim heap_trim;
   GSocket *listen_socket;
   BsHttpListener *listener;
   GSocket *keepalive_socket[2]; /* see keep_alive_enable() */
@@ -467,7 +469,7 @@ dispatch (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable
 }
 
 /* Once a second: end connections whose request (or keep-alive wait) ran
- * past its deadline. */
+ * past its deadline; give the heap back after a burst of connections. */
 static gboolean
 reaper_tick (gpointer user_data)
 {
@@ -480,6 +482,7 @@ reaper_tick (gpointer user_data)
   while (g_hash_table_iter_next (&iter, &key, NULL))
     if (now >= bs_http_stream_get_deadline (key))
       bs_http_stream_expire (key);
+  bs_heap_trim_check (&server->heap_trim, g_hash_table_size (server->connections));
   return G_SOURCE_CONTINUE;
 }
 
@@ -569,6 +572,7 @@ accept_connection (GSocket *socket, gpointer user_data)
   bs_http_stream_attach_to_address (stream, remote);
   g_hash_table_add (server->connections, g_object_ref (stream));
   bs_metric_set (server->connections_open, NULL, g_hash_table_size (server->connections));
+  bs_heap_trim_note (&server->heap_trim, g_hash_table_size (server->connections));
   soup_server_accept_iostream (server->soup, G_IO_STREAM (stream), local, remote, NULL);
 }
 

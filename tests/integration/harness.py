@@ -583,6 +583,7 @@ SANITIZER_RE = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSani
 def daemon_base_env():
     env = {k: v for k, v in os.environ.items()
            if k not in _STRIP_ENV and not k.startswith(_STRIP_ENV_PREFIXES)}
+    env["G_SLICE"] = "always-malloc"  # as the units set it
     return env
 
 

@@ -1,0 +1,34 @@
+/* bs-heap-trim.h: give the heap a burst of connections left behind back to
+ * the kernel once the burst is over.
+ *
+ * glibc keeps freed memory in its arenas: after 2,000 connections in a
+ * second a daemon's RSS stayed 30 MB up although every connection was
+ * closed. When the number of open connections falls to a quarter of a peak
+ * of at least BS_HEAP_TRIM_MIN_PEAK, malloc_trim(0) returns the free pages
+ * (measured: 46 MB → 15 MB, with G_SLICE=always-malloc as the units set;
+ * GLib 2.74's slice magazines keep another 11 MB out of its reach). */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define BS_HEAP_TRIM_MIN_PEAK 256
+
+typedef struct
+{
+  guint peak; /* most connections open since the last trim */
+  guint64 trims;
+} BsHeapTrim;
+
+/* Note the connections open now, after each accepted one. */
+static inline void
+bs_heap_trim_note (BsHeapTrim *trim, guint open_connections)
+{
+  trim->peak = MAX (trim->peak, open_connections);
+}
+
+/* From a periodic timer: trims when a peak has passed. TRUE when it did. */
+gboolean bs_heap_trim_check (BsHeapTrim *trim, guint open_connections);
+
+G_END_DECLS

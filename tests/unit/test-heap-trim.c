@@ -1,0 +1,51 @@
+/* test-heap-trim.c: when bs_heap_trim_check trims the heap. */
+#include "bs-heap-trim.h"
+
+#include <glib.h>
+
+static void
+test_small_peaks_never_trim (void)
+{
+  BsHeapTrim trim = { 0 };
+
+  bs_heap_trim_note (&trim, BS_HEAP_TRIM_MIN_PEAK - 1);
+  g_assert_false (bs_heap_trim_check (&trim, 0));
+  g_assert_cmpuint (trim.trims, ==, 0);
+}
+
+static void
+test_trims_once_a_peak_has_passed (void)
+{
+  BsHeapTrim trim = { 0 };
+  guint peak = BS_HEAP_TRIM_MIN_PEAK * 2;
+
+  for (guint open = 1; open <= peak; open++)
+    bs_heap_trim_note (&trim, open);
+  g_assert_false (bs_heap_trim_check (&trim, peak));         /* still at the peak */
+  g_assert_false (bs_heap_trim_check (&trim, peak / 4 + 1)); /* not low enough */
+  g_assert_true (bs_heap_trim_check (&trim, peak / 4));
+  g_assert_cmpuint (trim.trims, ==, 1);
+  g_assert_cmpuint (trim.peak, ==, peak / 4);
+  /* the peak starts again from what is open: no second trim until a new one */
+  g_assert_false (bs_heap_trim_check (&trim, 0));
+  g_assert_cmpuint (trim.trims, ==, 1);
+}
+
+static void
+test_the_timer_sees_a_peak_too (void)
+{
+  BsHeapTrim trim = { 0 };
+
+  g_assert_false (bs_heap_trim_check (&trim, BS_HEAP_TRIM_MIN_PEAK));
+  g_assert_true (bs_heap_trim_check (&trim, 0));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/heap-trim/small-peaks", test_small_peaks_never_trim);
+  g_test_add_func ("/heap-trim/after-a-peak", test_trims_once_a_peak_has_passed);
+  g_test_add_func ("/heap-trim/timer-peak", test_the_timer_sees_a_peak_too);
+  return g_test_run ();
+}
