@@ -266,7 +266,7 @@ health_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CallContext) ctx = user_data;
 
-  reply_health (ctx->request, bs_db_pool_ping_finish (ctx->api->pool, result, NULL));
+  reply_health (ctx->request, bs_db_pool_ping_finish (ctx->api->pool, result));
 }
 
 static void
@@ -279,7 +279,7 @@ handle_health (BsRequest *request, gpointer user_data)
       reply_health (request, FALSE);
       return;
     }
-  bs_db_pool_ping_async (api->pool, HEALTH_TIMEOUT_MS, NULL, health_done,
+  bs_db_pool_ping_async (api->pool, HEALTH_TIMEOUT_MS, health_done,
                          call_context_new (api, request));
 }
 

@@ -373,7 +373,7 @@ database_checked (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   CallContext *ctx = user_data;
 
-  ctx->database_healthy = bs_db_pool_ping_finish (ctx->api->pool, result, NULL);
+  ctx->database_healthy = bs_db_pool_ping_finish (ctx->api->pool, result);
   health_check_done (ctx);
 }
 
@@ -394,11 +394,10 @@ handle_health (BsRequest *request, gpointer user_data)
 
   ctx->health_pending = 2;
   if (bs_migrator_is_ready (api->migrator))
-    bs_db_pool_ping_async (api->pool, HEALTH_TIMEOUT_MS, NULL, database_checked, ctx);
+    bs_db_pool_ping_async (api->pool, HEALTH_TIMEOUT_MS, database_checked, ctx);
   else
     health_check_done (ctx); /* database_healthy stays FALSE */
-  orders_books_check_health_async (api->books, HEALTH_TIMEOUT_MS, bs_request_get_id (request),
-                                   books_checked, ctx);
+  orders_books_check_health_async (api->books, HEALTH_TIMEOUT_MS, books_checked, ctx);
 }
 
 void

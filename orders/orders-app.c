@@ -58,6 +58,7 @@ read_books_options (OrdersBooksOptions *options, char **base_url, GError **error
   options->failure_threshold = 5;
   options->cooldown_ms = 10000;
   options->max_connections = 64;
+  options->max_waiting = 256;
   if (!bs_config_get_string ("BOOKS_SERVICE_URL", NULL, base_url, error)
       || !bs_config_get_uint ("BOOKS_TIMEOUT_MS", options->timeout_ms, 100, 60000,
                               &options->timeout_ms, error)
@@ -66,7 +67,9 @@ read_books_options (OrdersBooksOptions *options, char **base_url, GError **error
       || !bs_config_get_uint ("BOOKS_CIRCUIT_COOLDOWN_MS", options->cooldown_ms, 100, 3600000,
                               &options->cooldown_ms, error)
       || !bs_config_get_uint ("BOOKS_MAX_CONNECTIONS", options->max_connections, 1, 1024,
-                              &options->max_connections, error))
+                              &options->max_connections, error)
+      || !bs_config_get_uint ("BOOKS_MAX_WAITING", options->max_waiting, 0, 100000,
+                              &options->max_waiting, error))
     return FALSE;
   options->base_url = *base_url;
   return TRUE;

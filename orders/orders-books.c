@@ -8,6 +8,7 @@
 #include "bs-http-client.h"
 #include "bs-json.h"
 #include "bs-money.h"
+#include "bs-single-flight.h"
 
 /* Longer than any title or author Books accepts; the rest is Books' contract. */
 #define BOOK_TEXT_MAX 10000
@@ -17,6 +18,10 @@ struct _OrdersBooks
   BsHttpClient *client;
   BsCircuitBreaker *breaker;
   guint timeout_ms;
+  guint max_in_flight; /* max_connections + max_waiting */
+  guint in_flight;     /* book lookups sent and not answered yet */
+  BsSingleFlight *health;
+  guint health_timeout_ms;  /* of the health check in progress */
   BsMetricFamily *requests; /* books_requests_total{result} */
   BsMetricFamily *duration; /* books_request_duration_seconds */
   BsMetricFamily *state;    /* books_circuit_state */
@@ -36,6 +41,7 @@ typedef enum
   OUTCOME_CONNECTION_ERROR,
   OUTCOME_INVALID_RESPONSE,
   OUTCOME_REJECTED, /* refused by the open circuit: Books not called */
+  OUTCOME_SHED,     /* too many calls waiting already: Books not called */
   N_OUTCOMES,
 } Outcome;
 
@@ -53,6 +59,7 @@ static const struct
   [OUTCOME_CONNECTION_ERROR] = { "connection_error", TRUE },
   [OUTCOME_INVALID_RESPONSE] = { "invalid_response", TRUE },
   [OUTCOME_REJECTED] = { "rejected", FALSE },
+  [OUTCOME_SHED] = { "shed", FALSE },
 };
 
 typedef struct
@@ -105,11 +112,13 @@ orders_books_new (const OrdersBooksOptions *options, BsMetrics *metrics, GError 
   books = g_new0 (OrdersBooks, 1);
   books->client = g_steal_pointer (&client);
   books->timeout_ms = options->timeout_ms;
+  books->max_in_flight = options->max_connections + options->max_waiting;
   books->breaker = bs_circuit_breaker_new (options->failure_threshold, options->cooldown_ms);
   bs_circuit_breaker_set_state_func (books->breaker, circuit_changed, books);
   books->requests = bs_metrics_counter (
       metrics, "books_requests_total",
-      "Calls to the Books service by outcome (rejected: refused by the open circuit)",
+      "Calls to the Books service by outcome (rejected: refused by the open circuit; shed: "
+      "refused because BOOKS_MAX_CONNECTIONS + BOOKS_MAX_WAITING calls were in flight)",
       result_label);
   books->duration = bs_metrics_histogram (metrics, "books_request_duration_seconds",
                                           "Duration of calls to the Books service", NULL,
@@ -130,6 +139,7 @@ orders_books_free (OrdersBooks *books)
 {
   if (books == NULL)
     return;
+  g_clear_pointer (&books->health, bs_single_flight_free);
   g_clear_pointer (&books->client, bs_http_client_free);
   g_clear_pointer (&books->breaker, bs_circuit_breaker_free);
   g_free (books);
@@ -255,6 +265,7 @@ get_book_done (GObject *source, GAsyncResult *result, gpointer user_data)
   OrdersBook *book = NULL;
   Outcome outcome;
 
+  books->in_flight--;
   if (response == NULL && g_error_matches (transport_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     {
       bs_circuit_breaker_release (books->breaker, &call->permit);
@@ -290,6 +301,15 @@ orders_books_get_book_async (OrdersBooks *books, gint64 book_id, const char *req
   g_task_set_task_data (task, call, g_free);
   call->books = books;
   call->book_id = book_id;
+  if (books->in_flight >= books->max_in_flight)
+    {
+      count (books, OUTCOME_SHED);
+      call->retry_after_s = 1;
+      g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE,
+                               "too many calls to the books service waiting (%u)",
+                               books->in_flight);
+      return;
+    }
   if (!bs_circuit_breaker_allow (books->breaker, &call->permit, &retry_after_ms))
     {
       count (books, OUTCOME_REJECTED);
@@ -301,6 +321,7 @@ orders_books_get_book_async (OrdersBooks *books, gint64 book_id, const char *req
     }
   path = g_strdup_printf ("/v1/books/%" G_GINT64_FORMAT, book_id);
   call->started_us = g_get_monotonic_time ();
+  books->in_flight++;
   bs_http_client_request_async (books->client, "GET", path, request_id, NULL, NULL, NULL,
                                 books->timeout_ms, cancellable, get_book_done,
                                 g_steal_pointer (&task));
@@ -318,25 +339,31 @@ orders_books_get_book_finish (OrdersBooks *books, GAsyncResult *result, guint *r
 }
 
 static void
-health_done (GObject *source, GAsyncResult *result, gpointer user_data)
+health_start (gpointer user_data, GAsyncReadyCallback callback, gpointer callback_data)
 {
-  g_autoptr (GTask) task = user_data;
-  OrdersBooks *books = g_task_get_task_data (task);
+  OrdersBooks *books = user_data;
+
+  bs_http_client_request_async (books->client, "GET", "/health", NULL, NULL, NULL, NULL,
+                                books->health_timeout_ms, NULL, callback, callback_data);
+}
+
+static gboolean
+health_finish (gpointer user_data, GAsyncResult *result)
+{
+  OrdersBooks *books = user_data;
   g_autoptr (BsHttpResponse) response = bs_http_client_request_finish (books->client, result, NULL);
 
-  g_task_return_boolean (task, response != NULL && response->status == SOUP_STATUS_OK);
+  return response != NULL && response->status == SOUP_STATUS_OK;
 }
 
 void
-orders_books_check_health_async (OrdersBooks *books, guint timeout_ms, const char *request_id,
-                                 GAsyncReadyCallback callback, gpointer user_data)
+orders_books_check_health_async (OrdersBooks *books, guint timeout_ms, GAsyncReadyCallback callback,
+                                 gpointer user_data)
 {
-  GTask *task = g_task_new (NULL, NULL, callback, user_data);
-
-  g_task_set_source_tag (task, orders_books_check_health_async);
-  g_task_set_task_data (task, books, NULL);
-  bs_http_client_request_async (books->client, "GET", "/health", request_id, NULL, NULL, NULL,
-                                timeout_ms, NULL, health_done, task);
+  if (books->health == NULL)
+    books->health = bs_single_flight_new (health_start, health_finish, books);
+  books->health_timeout_ms = timeout_ms; /* for the check this may start */
+  bs_single_flight_run_async (books->health, callback, user_data);
 }
 
 gboolean

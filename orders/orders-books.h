@@ -26,6 +26,7 @@ typedef struct
   guint failure_threshold; /* consecutive failures that open the circuit */
   guint cooldown_ms;       /* open → half-open */
   guint max_connections;   /* keep-alive connections to Books */
+  guint max_waiting;       /* calls waiting for one of them; beyond, shed */
 } OrdersBooksOptions;
 
 typedef struct _OrdersBooks OrdersBooks;
@@ -38,8 +39,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (OrdersBooks, orders_books_free)
 
 /* GET /v1/books/{id} with @request_id forwarded. Errors: BS_ERROR_NOT_FOUND,
  * BS_ERROR_BOOK_NOT_ORDERABLE (deleted), BS_ERROR_UNAVAILABLE (Books down,
- * slow, failing, or the circuit is open; *@retry_after_s then says when to
- * try again), BS_ERROR_BAD_GATEWAY (Books answered nonsense), or
+ * slow, failing, the circuit is open, or max_connections + max_waiting calls
+ * are already in flight; *@retry_after_s then says when to try again), BS_ERROR_BAD_GATEWAY (Books answered nonsense), or
  * G_IO_ERROR_CANCELLED. */
 void orders_books_get_book_async (OrdersBooks *books, gint64 book_id, const char *request_id,
                                   GCancellable *cancellable, GAsyncReadyCallback callback,
@@ -48,8 +49,8 @@ OrdersBook *orders_books_get_book_finish (OrdersBooks *books, GAsyncResult *resu
                                           guint *retry_after_s, GError **error);
 
 /* GET /health on Books within @timeout_ms, outside the circuit breaker:
- * TRUE when it answers 200. */
-void orders_books_check_health_async (OrdersBooks *books, guint timeout_ms, const char *request_id,
+ * TRUE when it answers 200. Checks asked for while one runs share it. */
+void orders_books_check_health_async (OrdersBooks *books, guint timeout_ms,
                                       GAsyncReadyCallback callback, gpointer user_data);
 gboolean orders_books_check_health_finish (OrdersBooks *books, GAsyncResult *result);
 

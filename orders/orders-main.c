@@ -14,6 +14,8 @@ static const char environment_help[]
       "  BOOKS_CIRCUIT_COOLDOWN_MS        how long the circuit stays open before one\n"
       "                                   probe (default 10000)\n"
       "  BOOKS_MAX_CONNECTIONS            keep-alive connections to Books (default 64)\n"
+      "  BOOKS_MAX_WAITING                book lookups waiting for one of them; more\n"
+      "                                   are answered 503 at once (default 256)\n"
       "  ORDERS_DB_POOL_SIZE              database connections (default 4)\n"
       "  ORDERS_DB_TIMEOUT_MS             deadline of one database query (default 5000)\n"
       "  IDEMPOTENCY_KEY_RETENTION_HOURS  how long Idempotency-Keys are kept (default 24)\n"

@@ -7,6 +7,7 @@
 
 #include "bs-error.h"
 #include "bs-request.h"
+#include "bs-single-flight.h"
 
 #include <glib-unix.h>
 #include <string.h>
@@ -73,6 +74,8 @@ struct _BsDbPool
   BsMetricFamily *waiting_gauge;
   BsMetricFamily *queries_total;
   BsMetricFamily *query_duration;
+  BsSingleFlight *ping;  /* concurrent pings share one SELECT 1 */
+  guint ping_timeout_ms; /* of the ping in progress */
 };
 
 static void conn_connect (Conn *conn);
@@ -765,6 +768,7 @@ bs_db_pool_free (BsDbPool *pool)
       g_clear_pointer (&conn->pg, PQfinish);
     }
   pool_fail_waiting (pool);
+  g_clear_pointer (&pool->ping, bs_single_flight_free);
   g_free (pool->conns);
   g_array_unref (pool->statements);
   g_free (pool->dsn);
@@ -846,32 +850,36 @@ bs_db_pool_query_finish (BsDbPool *pool, GAsyncResult *result, GError **error)
 }
 
 static void
-ping_done (GObject *source, GAsyncResult *result, gpointer user_data)
+ping_start (gpointer user_data, GAsyncReadyCallback callback, gpointer callback_data)
 {
-  g_autoptr (GTask) task = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (PGresult) res = bs_db_pool_query_finish (g_task_get_task_data (task), result, &error);
+  BsDbPool *pool = user_data;
 
-  if (res == NULL)
-    g_task_return_error (task, g_steal_pointer (&error));
-  else
-    g_task_return_boolean (task, TRUE);
+  bs_db_pool_query_async (pool, "bs_ping", NULL, 0, pool->ping_timeout_ms, NULL, callback,
+                          callback_data);
+}
+
+static gboolean
+ping_finish (gpointer user_data, GAsyncResult *result)
+{
+  g_autoptr (PGresult) res = bs_db_pool_query_finish (user_data, result, NULL);
+
+  return res != NULL;
 }
 
 void
-bs_db_pool_ping_async (BsDbPool *pool, guint timeout_ms, GCancellable *cancellable,
-                       GAsyncReadyCallback callback, gpointer user_data)
+bs_db_pool_ping_async (BsDbPool *pool, guint timeout_ms, GAsyncReadyCallback callback,
+                       gpointer user_data)
 {
-  GTask *task = g_task_new (NULL, cancellable, callback, user_data);
-
-  g_task_set_task_data (task, pool, NULL);
-  bs_db_pool_query_async (pool, "bs_ping", NULL, 0, timeout_ms, cancellable, ping_done, task);
+  if (pool->ping == NULL)
+    pool->ping = bs_single_flight_new (ping_start, ping_finish, pool);
+  pool->ping_timeout_ms = timeout_ms; /* for the run this may start */
+  bs_single_flight_run_async (pool->ping, callback, user_data);
 }
 
 gboolean
-bs_db_pool_ping_finish (BsDbPool *pool, GAsyncResult *result, GError **error)
+bs_db_pool_ping_finish (BsDbPool *pool, GAsyncResult *result)
 {
-  return g_task_propagate_boolean (G_TASK (result), error);
+  return bs_single_flight_run_finish (pool->ping, result);
 }
 
 PGresult *

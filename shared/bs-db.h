@@ -77,10 +77,12 @@ typedef struct _BsRequest BsRequest;
 PGresult *bs_db_pool_query_finish_or_reply (BsDbPool *pool, GAsyncResult *result,
                                             BsRequest *request);
 
-/* "SELECT 1" with a short deadline, for health checks. */
-void bs_db_pool_ping_async (BsDbPool *pool, guint timeout_ms, GCancellable *cancellable,
-                            GAsyncReadyCallback callback, gpointer user_data);
-gboolean bs_db_pool_ping_finish (BsDbPool *pool, GAsyncResult *result, GError **error);
+/* "SELECT 1" within @timeout_ms, for health checks: pings asked for while
+ * one runs share its outcome (a burst of GET /health is one query). */
+void bs_db_pool_ping_async (BsDbPool *pool, guint timeout_ms, GAsyncReadyCallback callback,
+                            gpointer user_data);
+/* TRUE when the database answered. */
+gboolean bs_db_pool_ping_finish (BsDbPool *pool, GAsyncResult *result);
 
 /* A libpq notice processor that logs through GLib. */
 void bs_db_log_notice (void *user_data, const char *message);

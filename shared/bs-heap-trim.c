@@ -4,14 +4,16 @@
 #include <malloc.h>
 
 gboolean
-bs_heap_trim_check (BsHeapTrim *trim, guint open_connections)
+bs_heap_trim_check (BsHeapTrim *trim, guint open_connections, gint64 now_us)
 {
   bs_heap_trim_note (trim, open_connections);
-  if (trim->peak < BS_HEAP_TRIM_MIN_PEAK || open_connections > trim->peak / 4)
+  if (trim->peak < BS_HEAP_TRIM_MIN_PEAK || open_connections > trim->peak / 4
+      || (trim->trims > 0 && now_us - trim->last_us < BS_HEAP_TRIM_MIN_INTERVAL_US))
     return FALSE;
   malloc_trim (0);
   g_debug ("heap trimmed after a peak of %u connections (%u open)", trim->peak, open_connections);
   trim->peak = open_connections;
+  trim->last_us = now_us;
   trim->trims++;
   return TRUE;
 }

@@ -4,7 +4,8 @@
  * glibc keeps freed memory in its arenas: after 2,000 connections in a
  * second a daemon's RSS stayed 30 MB up although every connection was
  * closed. When the number of open connections falls to a quarter of a peak
- * of at least BS_HEAP_TRIM_MIN_PEAK, malloc_trim(0) returns the free pages
+ * of at least BS_HEAP_TRIM_MIN_PEAK (at most every 10 s), malloc_trim(0)
+ * returns the free pages
  * (measured: 46 MB → 15 MB, with G_SLICE=always-malloc as the units set;
  * GLib 2.74's slice magazines keep another 11 MB out of its reach). */
 #pragma once
@@ -13,11 +14,14 @@
 
 G_BEGIN_DECLS
 
-#define BS_HEAP_TRIM_MIN_PEAK 256
+#define BS_HEAP_TRIM_MIN_PEAK 64
+/* at most one trim in this long, however the load swings */
+#define BS_HEAP_TRIM_MIN_INTERVAL_US (10 * G_USEC_PER_SEC)
 
 typedef struct
 {
-  guint peak; /* most connections open since the last trim */
+  guint peak;     /* most connections open since the last trim */
+  gint64 last_us; /* monotonic time of the last trim */
   guint64 trims;
 } BsHeapTrim;
 
@@ -28,7 +32,8 @@ bs_heap_trim_note (BsHeapTrim *trim, guint open_connections)
   trim->peak = MAX (trim->peak, open_connections);
 }
 
-/* From a periodic timer: trims when a peak has passed. TRUE when it did. */
-gboolean bs_heap_trim_check (BsHeapTrim *trim, guint open_connections);
+/* From a periodic timer, @now_us the monotonic time: trims when a peak has
+ * passed. TRUE when it did. */
+gboolean bs_heap_trim_check (BsHeapTrim *trim, guint open_connections, gint64 now_us);
 
 G_END_DECLS

@@ -482,7 +482,7 @@ reaper_tick (gpointer user_data)
   while (g_hash_table_iter_next (&iter, &key, NULL))
     if (now >= bs_http_stream_get_deadline (key))
       bs_http_stream_expire (key);
-  bs_heap_trim_check (&server->heap_trim, g_hash_table_size (server->connections));
+  bs_heap_trim_check (&server->heap_trim, g_hash_table_size (server->connections), now);
   return G_SOURCE_CONTINUE;
 }
 

@@ -9,6 +9,8 @@ Gauges and counters: http_connections_open, http_connections_refused_total,
 http_accept_pauses_total."""
 
 import concurrent.futures
+import os
+import signal
 import socket
 import threading
 import time
@@ -323,3 +325,93 @@ def test_health_and_livez_answer_while_overloaded(odaemons, pg):
         concurrent.futures.wait(futures, timeout=20)
     health_within(pair.books, scaled(5))
     health_within(pair.orders, scaled(5))
+
+
+# --------------------------------------------------------------------------
+# F. a burst of requests costs the upstreams little: health checks are shared,
+#    book lookups waiting for a connection to Books are bounded
+
+
+def fire_post(url, n, body):
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=n)
+    barrier = threading.Barrier(n)
+
+    def one():
+        barrier.wait(10)
+        t0 = time.monotonic()
+        try:
+            resp = requests.post(url, json=body, timeout=15, headers={"Connection": "close"})
+        except requests.RequestException as exc:
+            return exc, time.monotonic() - t0
+        return resp, time.monotonic() - t0
+
+    futures = [pool.submit(one) for _ in range(n)]
+    pool.shutdown(wait=False)
+    return futures
+
+
+def health_records(daemon):
+    return [r for r in daemon.access_records() if r.get("HTTP_PATH") == "/health"]
+
+
+def test_health_burst_makes_one_call_to_books(odaemons):
+    pair = ServicePair(odaemons)
+    before = len(health_records(pair.books))
+    pair.books.send_signal(signal.SIGSTOP)  # the first check hangs: every other one joins it
+    try:
+        results = [f.result(timeout=30) for f in fire(pair.orders.url("/health"), 100)]
+    finally:
+        pair.books.send_signal(signal.SIGCONT)
+    for resp, took in results:
+        assert isinstance(resp, requests.Response) and resp.status_code == 503, summary(results)
+        assert resp.json()["services"]["books"] == "unhealthy", describe(resp)
+    health_within(pair.orders, scaled(5))
+    # Books answers what it received while stopped, then the probe's own checks
+    time.sleep(scaled(0.5))
+    calls = len(health_records(pair.books)) - before
+    assert 1 <= calls <= 5, f"{calls} GET /health reached Books for 100 of Orders' (expected one or a few)"
+
+
+def test_health_burst_is_one_database_ping(daemons, pg):
+    d = daemons.start()
+    queries = lambda: sum(v for n, _, v in scrape(d) if n == "db_queries_total")  # noqa: E731
+    before = queries()
+    backends = [int(p) for p in pg.psql(
+        f"SELECT pid FROM pg_stat_activity WHERE datname = '{d.db}' AND pid <> pg_backend_pid()").split()]
+    assert backends, "the daemon has no database connection"
+    for pid in backends:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        results = [f.result(timeout=30) for f in fire(d.url("/health"), 100)]
+    finally:
+        for pid in backends:
+            os.kill(pid, signal.SIGCONT)
+    for resp, took in results:
+        assert isinstance(resp, requests.Response) and resp.status_code == 503, summary(results)
+    health_within(d, scaled(10))
+    pings = queries() - before
+    assert pings <= 5, f"{pings} database queries for 100 GET /health (expected one or a few)"
+
+
+def test_book_lookups_beyond_books_max_waiting_are_shed(odaemons):
+    pair = ServicePair(odaemons, orders_env={"BOOKS_MAX_CONNECTIONS": "1", "BOOKS_MAX_WAITING": "2",
+                                             "BOOKS_TIMEOUT_MS": "3000"})
+    book = pair.books_api.create_book(title="shed")
+    pair.books.send_signal(signal.SIGSTOP)
+    try:
+        futures = fire_post(pair.orders.url("/v1/orders"), 12, {"book_id": book["id"], "quantity": 1})
+        concurrent.futures.wait(futures, timeout=scaled(1) + 1)
+        done = [f.result() for f in futures if f.done()]
+    finally:
+        pair.books.send_signal(signal.SIGCONT)
+    results = [f.result(timeout=30) for f in futures]
+    fast = [r for r in done if is_fast_shed(r, scaled(1))]
+    # 1 connection + 2 waiting are in flight; the other 9 are shed at once
+    assert len(fast) >= 9, f"{len(fast)} of 12 shed fast:\n  {summary(results)}"
+    for resp, _ in results:
+        assert isinstance(resp, requests.Response) and resp.status_code in (201, 503), summary(results)
+    samples = scrape(pair.orders)
+    assert metric_value(samples, "books_requests_total", result="shed") >= 9
+    # shedding is our own limit, not a Books failure: the circuit stays closed
+    assert metric_value(samples, "books_circuit_opens_total") == 0
+    assert pair.api.order(book["id"], 1)["status"] == "pending"

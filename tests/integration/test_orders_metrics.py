@@ -13,7 +13,7 @@ import requests
 from harness import assert_status, describe, metric_value, parse_metrics, scaled
 
 BOOKS_RESULTS = {"success", "not_found", "gone", "client_error", "server_error", "timeout",
-                 "connection_error", "invalid_response", "rejected"}
+                 "connection_error", "invalid_response", "rejected", "shed"}
 
 
 def scrape_text(daemon):
