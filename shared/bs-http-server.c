@@ -545,10 +545,10 @@ refuse_connection (BsHttpServer *server, GSocket *socket)
 }
 
 static void
-accept_connection (GSocket *socket, gpointer user_data)
+accept_connection (GSocket *accepted, gpointer user_data)
 {
   BsHttpServer *server = user_data;
-  g_autoptr (GSocket) owned = socket;
+  g_autoptr (GSocket) socket = accepted; /* ours to unref */
   g_autoptr (BsHttpStream) stream = NULL;
   g_autoptr (GSocketAddress) local = NULL;
   g_autoptr (GSocketAddress) remote = NULL;
