@@ -616,6 +616,26 @@ bs_redis_reply_integer (const redisReply *reply, long long *out)
   return TRUE;
 }
 
+/* A copy of a string reply; a NUL inside it becomes U+FFFD, so that the
+ * C string keeps every byte after it and fails the checks a NUL would. */
+static char *
+entry_string (const redisReply *reply)
+{
+  GString *out;
+
+  if (memchr (reply->str, '\0', reply->len) == NULL)
+    return g_strndup (reply->str, reply->len);
+  out = g_string_sized_new (reply->len + 8);
+  for (size_t i = 0; i < reply->len; i++)
+    {
+      if (reply->str[i] == '\0')
+        g_string_append (out, "\xEF\xBF\xBD");
+      else
+        g_string_append_c (out, reply->str[i]);
+    }
+  return g_string_free (out, FALSE);
+}
+
 GHashTable *
 bs_redis_entry_fields (const redisReply *entry, char **id)
 {
@@ -631,12 +651,12 @@ bs_redis_entry_fields (const redisReply *entry, char **id)
   table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   for (size_t i = 0; i < fields->elements; i += 2)
     {
-      const char *key = bs_redis_reply_str (fields->element[i]);
-      const char *value = bs_redis_reply_str (fields->element[i + 1]);
+      const redisReply *key = fields->element[i];
+      const redisReply *value = fields->element[i + 1];
 
-      if (key == NULL || value == NULL)
+      if (bs_redis_reply_str (key) == NULL || bs_redis_reply_str (value) == NULL)
         return NULL;
-      g_hash_table_replace (table, g_strdup (key), g_strdup (value));
+      g_hash_table_replace (table, entry_string (key), entry_string (value));
     }
   if (id != NULL)
     *id = g_strdup (entry->element[0]->str);

@@ -88,7 +88,8 @@ const redisReply *bs_redis_reply_field (const redisReply *map, const char *key);
 gboolean bs_redis_reply_integer (const redisReply *reply, long long *out);
 
 /* A stream entry's fields (XRANGE/XREADGROUP/XCLAIM element: [id, [k, v, ...]]),
- * as a string → string table (copied); NULL if @entry has not that shape.
+ * as a string → string table (copied; a NUL byte inside a name or value is
+ * copied as U+FFFD, never cut there); NULL if @entry has not that shape.
  * *@id is set to a copy of the entry id. */
 GHashTable *bs_redis_entry_fields (const redisReply *entry, char **id);
 

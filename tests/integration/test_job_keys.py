@@ -106,6 +106,18 @@ def test_worker_rejects_a_job_with_a_bad_key(workers, redis_server, rc, pair, bo
     assert order_posts(pair) == []
 
 
+def test_worker_rejects_a_key_with_a_nul(workers, redis_server, rc, pair, book):
+    """A NUL used to cut the key short: "k\\0a" and "k\\0b" both became the key "k"."""
+    start(workers, redis_server, pair)
+    before = pair.api.total_count()
+    jobs = [add_job(rc, book["id"], 1, key=key) for key in ("k\x00a", "k\x00b")]
+    for job, shown in zip(jobs, ("k\ufffda", "k\ufffdb")):
+        assert_rejected_without_a_call(wait_result(rc, job), shown)
+    wait_no_pending(rc, REQUESTS)
+    assert pair.api.total_count() == before
+    assert order_posts(pair) == []
+
+
 def test_crlf_key_delivered_twice_creates_no_order(workers, redis_server, rc, pair, book):
     """The bug: two jobs with the key "k\\r\\nx" made two orders."""
     w = start(workers, redis_server, pair)
