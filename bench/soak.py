@@ -120,6 +120,8 @@ class Soak:
         self.notifications = collections.Counter()
         self.results = collections.defaultdict(list)
         self.reader_lock = threading.Lock()
+        self.thread_errors = []            # a traffic thread that died fails the soak
+        self.enqueue = str(enqueue_binary())
 
     # ---- the stack ------------------------------------------------------------
 
@@ -175,11 +177,17 @@ class Soak:
         return resp
 
     def paced(self, per_second, body):
-        """Run body() per_second times a second until the traffic stops."""
+        """Run body() per_second times a second until the traffic stops; an
+        exception ends the thread and fails the soak."""
         interval = 1.0 / per_second
         next_at = time.monotonic()
         while not self.stop_traffic.is_set():
-            body()
+            try:
+                body()
+            except Exception as exc:  # noqa: BLE001 - reported in the account
+                self.thread_errors.append(f"{threading.current_thread().name}: {exc!r}")
+                log(f"traffic thread failed: {exc!r}")
+                raise
             next_at += interval
             delay = next_at - time.monotonic()
             if delay > 0:
@@ -249,7 +257,7 @@ class Soak:
 
         def one():
             key = f"job-{uuid.uuid4()}"
-            args = [str(enqueue_binary()), "--book-id", str(rng.choice(self.stable_books)),
+            args = [self.enqueue, "--book-id", str(rng.choice(self.stable_books)),
                     "--quantity", str(rng.choice([1, 2, STOCK_LIMIT + 1])), "--idempotency-key", key]
             for attempt in range(30):
                 if self.stop_all.is_set():
@@ -375,7 +383,12 @@ class Soak:
             name = self.FAULTS[k % len(self.FAULTS)]
             started = self.elapsed()
             log(f"fault: {name}")
-            getattr(self, f"fault_{name}")()
+            try:
+                getattr(self, f"fault_{name}")()
+            except Exception as exc:  # noqa: BLE001 - reported in the account
+                self.thread_errors.append(f"fault {name}: {exc!r}")
+                log(f"fault {name} failed: {exc!r}")
+                return
             self.faults.append((round(started, 1), round(self.elapsed() - started, 1), name))
             k += 1
 
@@ -476,6 +489,7 @@ class Soak:
             if self.notifications.get(order_id, 0) != expected:
                 problems.append(f"order {order_id} ({status}): "
                                 f"{self.notifications.get(order_id, 0)} notifications")
+        problems += [f"traffic thread died: {e}" for e in self.thread_errors]
         if tally.server_errors:
             problems.append(f"{len(tally.server_errors)} answers were 500: {tally.server_errors[:3]}")
 
