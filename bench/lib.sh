@@ -21,6 +21,8 @@
 #                           environment, waits for GET /health to answer 200;
 #                           sets started_pid and started_port
 #   bench_stop PID          SIGTERM, up to 5 s, then SIGKILL; forgets PID
+#   bench_load_books BASE DATABASE N
+#                           books 1..N through the API and SQL, checked
 #   bench_run CMD...        runs CMD in the background and waits for it, so
 #                           that INT/TERM interrupt it (and the traps stop it)
 #   bench_rss PID FIELD     "12345 kB" for VmRSS, VmHWM, ... from /proc/PID/status
@@ -205,6 +207,32 @@ bench_start_daemon() {
       || die "$name exited: $(tail -n 5 "$logfile")"
   done
   die "$name found no free port"
+}
+
+# bench_load_books BASE_URL DATABASE N: books 1..N, the first three through the
+# API (POST /v1/books), the rest in SQL, checked through GET /v1/books/N.
+bench_load_books() {
+  local base=$1 database=$2 n=$3 body status loaded
+  for body in \
+    '{"title":"The Great Gatsby","author":"F. Scott Fitzgerald","price":"12.99"}' \
+    '{"title":"1984","author":"George Orwell","price":"15.99"}' \
+    '{"title":"Animal Farm","author":"George Orwell","price":"9.50","description":"A fable."}'; do
+    status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+      -d "$body" "$base/v1/books")
+    [[ $status == 201 ]] || die "POST /v1/books answered $status"
+  done
+  sql "$database" "
+    INSERT INTO books (title, author, description, price)
+    SELECT 'Book ' || g, 'Author ' || (g % 997),
+           CASE WHEN g % 3 = 0 THEN NULL ELSE 'Description of book ' || g END,
+           ((g * 37) % 10000) / 100.0
+    FROM generate_series(4, $n) AS g" >/dev/null
+  sql "$database" "VACUUM ANALYZE books" >/dev/null
+  loaded=$(sql "$database" "SELECT count(*) || ' ' || min(id) || ' ' || max(id) FROM books WHERE active")
+  [[ $loaded == "$n 1 $n" ]] || die "expected ids 1..$n, found (count min max) $loaded"
+  status=$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/books/$n")
+  [[ $status == 200 ]] || die "GET /v1/books/$n answered $status"
+  log "loaded $n books"
 }
 
 # ---- measurements ----------------------------------------------------------------

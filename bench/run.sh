@@ -74,26 +74,7 @@ base=http://127.0.0.1:$http_port
 log "bookstore-books: pid $daemon_pid on $base, pool size $pool_size"
 
 # ---- 10,000 books: the first through the API, the rest in SQL -------------------
-for body in \
-  '{"title":"The Great Gatsby","author":"F. Scott Fitzgerald","price":"12.99"}' \
-  '{"title":"1984","author":"George Orwell","price":"15.99"}' \
-  '{"title":"Animal Farm","author":"George Orwell","price":"9.50","description":"A fable."}'; do
-  status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-    -d "$body" "$base/v1/books")
-  [[ $status == 201 ]] || die "POST /v1/books answered $status"
-done
-sql "$database" "
-  INSERT INTO books (title, author, description, price)
-  SELECT 'Book ' || g, 'Author ' || (g % 997),
-         CASE WHEN g % 3 = 0 THEN NULL ELSE 'Description of book ' || g END,
-         ((g * 37) % 10000) / 100.0
-  FROM generate_series(4, $books) AS g" >/dev/null
-sql "$database" "VACUUM ANALYZE books" >/dev/null
-loaded=$(sql "$database" "SELECT count(*) || ' ' || min(id) || ' ' || max(id) FROM books WHERE active")
-[[ $loaded == "$books 1 $books" ]] || die "expected ids 1..$books, found (count min max) $loaded"
-status=$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/books/$books")
-[[ $status == 200 ]] || die "GET /v1/books/$books answered $status"
-log "loaded $books books"
+bench_load_books "$base" "$database" "$books"
 
 cpu_seconds() { bench_cpu_seconds "$daemon_pid"; }
 rss() { bench_rss "$daemon_pid" "$1"; }

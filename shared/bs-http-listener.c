@@ -26,7 +26,7 @@ struct _BsHttpListener
 static void watch (BsHttpListener *listener);
 
 static gboolean
-resume (gpointer user_data)
+resume_after_error (gpointer user_data)
 {
   BsHttpListener *listener = user_data;
 
@@ -37,13 +37,33 @@ resume (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+static gboolean
+resume (gpointer user_data)
+{
+  BsHttpListener *listener = user_data;
+
+  listener->resume_id = 0;
+  watch (listener);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 pause_accepting (BsHttpListener *listener, int saved_errno)
 {
   g_clear_pointer (&listener->source, g_source_destroy);
-  listener->resume_id = g_timeout_add (BS_HTTP_ACCEPT_PAUSE_MS, resume, listener);
+  g_clear_handle_id (&listener->resume_id, g_source_remove);
+  listener->resume_id = g_timeout_add (BS_HTTP_ACCEPT_PAUSE_MS, resume_after_error, listener);
   if (listener->pause_func != NULL)
     listener->pause_func (TRUE, g_strerror (saved_errno), listener->user_data);
+}
+
+void
+bs_http_listener_pause (BsHttpListener *listener, guint ms)
+{
+  if (listener->stopped || listener->resume_id != 0)
+    return; /* paused already */
+  g_clear_pointer (&listener->source, g_source_destroy);
+  listener->resume_id = g_timeout_add (MAX (ms, 1), resume, listener);
 }
 
 /* Errors of the connection being accepted (it went away first): skip it. */

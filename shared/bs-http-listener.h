@@ -24,6 +24,10 @@ BsHttpListener *bs_http_listener_new (GSocket *socket, BsHttpAcceptFunc accept_f
 void bs_http_listener_free (BsHttpListener *listener);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsHttpListener, bs_http_listener_free)
 
+/* Leave new connections in the listen backlog for @ms (no-op when paused
+ * already); the pause function is not called. */
+void bs_http_listener_pause (BsHttpListener *listener, guint ms);
+
 /* Stop accepting for good (the socket is left as it is). */
 void bs_http_listener_stop (BsHttpListener *listener);
 

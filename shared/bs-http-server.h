@@ -26,6 +26,10 @@ typedef struct
 #define BS_HTTP_REFUSED_LINGER_MS 500
 /* At most this many refused connections linger at once; more close at once. */
 #define BS_HTTP_REFUSED_LINGER_MAX 256
+/* Over HTTP_MAX_CONNECTIONS, at most this many connections are answered 503
+ * per window; the rest wait in the listen backlog until the window ends. */
+#define BS_HTTP_REFUSE_BUDGET 32
+#define BS_HTTP_REFUSE_WINDOW_MS 100
 /* A too-large body declared up to this size is read and discarded so the
  * client sees the 413; a larger one gets the 413 and the connection closed. */
 #define BS_HTTP_DRAIN_LIMIT (16 * 1024 * 1024)

@@ -208,6 +208,51 @@ def test_connection_over_the_limit_gets_503(daemons):
     assert_status(d.api.get("/v1/books"), 200)
 
 
+def test_refusals_are_budgeted_the_rest_wait_in_the_backlog(daemons):
+    """Answering every connection over the limit cost so much that clients which
+    reconnect at once starved the admitted ones; past BS_HTTP_REFUSE_BUDGET (32)
+    refusals per 100 ms, newcomers wait in the listen backlog and are served
+    once connections close."""
+    d = daemons.start(env={"HTTP_MAX_CONNECTIONS": "20"})
+    wait_quiet(d)
+    held = keep_alive_connections(d.port, 20)
+    before = metric_value(scrape_via(held[0]), "http_connections_refused_total")
+    started = time.monotonic()
+    extra = []
+    try:
+        for _ in range(200):
+            c = RawConnection(d.port)
+            c.send(LIVEZ)
+            extra.append(c)
+        time.sleep(0.3)
+    finally:
+        close_all(held)
+    statuses = []
+    try:
+        for c in extra:  # each closed once answered, freeing its place
+            statuses.append(c.read_response(timeout=scaled(10)).status)
+            c.close()
+    finally:
+        elapsed = time.monotonic() - started
+        close_all(extra)
+    refused = statuses.count(503)
+    windows = int(elapsed / 0.1) + 2
+    assert set(statuses) <= {200, 503}, statuses
+    assert refused <= 32 * windows, f"{refused} refused in {elapsed:.2f}s ({windows} windows of 32)"
+    # without the budget every one of them was refused at once
+    assert statuses.count(200) >= 20, statuses
+    wait_quiet(d)  # (its own scrapes may have been refused too)
+    assert metric(d, "http_connections_refused_total") - before >= refused
+
+
+def scrape_via(conn):
+    """The metrics read over a connection already admitted."""
+    conn.send(request_bytes("GET", "/metrics"))
+    resp = conn.read_response()
+    assert resp.status == 200, resp
+    return parse_metrics(resp.body.decode())
+
+
 # --------------------------------------------------------------------------
 # D. a saturated database pool sheds requests fast
 
