@@ -40,8 +40,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (OrdersBooks, orders_books_free)
 /* GET /v1/books/{id} with @request_id forwarded. Errors: BS_ERROR_NOT_FOUND,
  * BS_ERROR_BOOK_NOT_ORDERABLE (deleted), BS_ERROR_UNAVAILABLE (Books down,
  * slow, failing, the circuit is open, or max_connections + max_waiting calls
- * are already in flight; *@retry_after_s then says when to try again), BS_ERROR_BAD_GATEWAY (Books answered nonsense), or
- * G_IO_ERROR_CANCELLED. */
+ * are already in flight; *@retry_after_s then says when to try again), BS_ERROR_BAD_GATEWAY (Books
+ * answered nonsense), or G_IO_ERROR_CANCELLED. */
 void orders_books_get_book_async (OrdersBooks *books, gint64 book_id, const char *request_id,
                                   GCancellable *cancellable, GAsyncReadyCallback callback,
                                   gpointer user_data);
