@@ -14,7 +14,8 @@
 #   pick_port               prints a loopback port nobody answers on
 #   as_pg CMD...            runs CMD as postgres when we are root
 #   pg_start                initdb + start PostgreSQL in $tmp/data on a free
-#                           loopback port; sets pg_port
+#                           loopback port (max_connections: $pg_max_connections,
+#                           200 unless the caller set it); sets pg_port
 #   sql DATABASE STATEMENT  psql -At against that server as postgres
 #   bench_start_daemon NAME LOG BINARY [VAR=VALUE...]
 #                           starts BINARY on a free loopback port with that
@@ -64,6 +65,7 @@ bench_install() {
 tmp=
 pg_port=
 pg_started=
+pg_max_connections=${pg_max_connections:-200}
 bench_pids=()
 
 bench_init() {
@@ -160,7 +162,7 @@ pg_start() {
   for _ in 1 2 3 4 5; do
     pg_port=$(pick_port) || die "no free port"
     if as_pg "$PG_BINDIR/pg_ctl" -D "$tmp/data" -l "$tmp/postgresql.log" -w -t 30 \
-      -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $tmp -c max_connections=200 -c fsync=off -c synchronous_commit=off" \
+      -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $tmp -c max_connections=$pg_max_connections -c fsync=off -c synchronous_commit=off" \
       start >/dev/null 2>&1; then
       pg_started=1
       break
