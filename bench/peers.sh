@@ -6,7 +6,9 @@
 #   bench/peers.sh --check    only check the answers (about a minute)
 #
 # The systems (bench/peers/, docs/performance.md, "Peers"):
-#   books        our bookstore-books (BOOKS_DB_POOL_SIZE=POOL_SIZE)
+#   books        our bookstore-books (BOOKS_DB_POOL_SIZE=POOL_SIZE), one event
+#                loop per CPU (the default)
+#   books-1      the same with BOOKS_THREADS=1: one event loop
 #   fastapi-1/2  FastAPI + asyncpg on uvicorn (uvloop, httptools), 1 or 2 workers
 #   fastify-1/2  fastify 5 + postgres.js, 1 process or a node:cluster of 2
 #   gin          Gin + pgx v4 (pgxpool)
@@ -44,7 +46,7 @@
 #   ROUNDS               rounds (default 3)
 #   WARMUP               seconds of unmeasured load per system first (default 3)
 #   POOL_SIZE            database connections per process (default 16)
-#   SYSTEMS              GET systems, in order (default "books fastapi-1
+#   SYSTEMS              GET systems, in order (default "books books-1 fastapi-1
 #                        fastapi-2 fastify-1 fastify-2 gin floor pgbench")
 #   ORDERS_SYSTEMS       POST /v1/orders systems (default "orders gin-orders";
 #                        empty: none)
@@ -90,7 +92,7 @@ duration=${DURATION:-10}
 rounds=${ROUNDS:-3}
 warmup=${WARMUP:-3}
 pool_size=${POOL_SIZE:-16}
-read -r -a systems <<<"${SYSTEMS-books fastapi-1 fastapi-2 fastify-1 fastify-2 gin floor pgbench}"
+read -r -a systems <<<"${SYSTEMS-books books-1 fastapi-1 fastapi-2 fastify-1 fastify-2 gin floor pgbench}"
 read -r -a orders_systems <<<"${ORDERS_SYSTEMS-orders gin-orders}"
 build_dir=${BOOKSTORE_BUILD_DIR:-$root/build}
 cache_dir=${BENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bookstore-bench}
@@ -110,7 +112,7 @@ if [[ ! $pool_size =~ ^[1-9][0-9]*$ ]] || ((pool_size > 64)); then
 fi
 for s in "${systems[@]}"; do
   case $s in
-    books | fastapi-1 | fastapi-2 | fastify-1 | fastify-2 | gin | floor | pgbench) ;;
+    books | books-1 | fastapi-1 | fastapi-2 | fastify-1 | fastify-2 | gin | floor | pgbench) ;;
     *) die "SYSTEMS: unknown system '$s'" ;;
   esac
 done
@@ -225,6 +227,10 @@ start_system() {
     books)
       bench_start_daemon "$name" "$tmp/$name.log" "$books_bin" \
         BOOKS_DB_DSN="$books_dsn" BOOKS_DB_POOL_SIZE="$pool_size"
+      ;;
+    books-1)
+      bench_start_daemon "$name" "$tmp/$name.log" "$books_bin" \
+        BOOKS_DB_DSN="$books_dsn" BOOKS_DB_POOL_SIZE="$pool_size" BOOKS_THREADS=1
       ;;
     fastapi-1 | fastapi-2)
       bench_start_daemon "$name" "$tmp/$name.log" "$peers/fastapi/books.py" \
@@ -487,7 +493,8 @@ machine=$(cpu_shares "$ticks_before" "$(cpu_ticks)")
 # ---- summary -----------------------------------------------------------------------
 describe() {
   case $1 in
-    books) echo "bookstore-books" ;;
+    books) echo "bookstore-books, $(nproc) loops" ;;
+    books-1) echo "bookstore-books, 1 loop" ;;
     fastapi-1) echo "FastAPI + asyncpg, uvicorn 1 worker" ;;
     fastapi-2) echo "FastAPI + asyncpg, uvicorn 2 workers" ;;
     fastify-1) echo "fastify + postgres.js, 1 process" ;;

@@ -19,40 +19,74 @@
 struct _BooksApp
 {
   BsService *service;
-  BsDbPool *pool;
-  BsMigrator *migrator;
-  BooksApi api;
+  BsMigrator *migrator; /* made with loop 0's pool */
+  BsDbOptions db_options;
+  guint pool_size; /* BOOKS_DB_POOL_SIZE: shared out between the loops */
   char *dsn;
 };
+
+/* What one event loop serves with. */
+typedef struct
+{
+  BsDbPool *pool;
+  BooksApi api;
+} BooksLoop;
+
+static gpointer
+books_loop_setup (BsService *service, guint index, BsRouter *router, BsMetrics *metrics,
+                  gpointer user_data, GError **error)
+{
+  BooksApp *app = user_data;
+  BooksLoop *loop = g_new0 (BooksLoop, 1);
+  BsDbOptions options = app->db_options;
+  guint n_loops = bs_service_get_n_loops (service);
+
+  options.size = MAX (app->pool_size / n_loops + (index < app->pool_size % n_loops ? 1 : 0), 1);
+  loop->pool = bs_db_pool_new (app->dsn, books_store_statements, &options, metrics);
+  if (index == 0)
+    app->migrator
+        = bs_migrator_new (loop->pool, app->dsn, SERVICE_NAME, MIGRATIONS_DIR, MIGRATION_LOCK_KEY);
+  else
+    bs_migrator_add_pool (app->migrator, loop->pool);
+  loop->api.pool = loop->pool;
+  loop->api.migrator = app->migrator;
+  books_api_register (&loop->api, router);
+  return loop;
+}
+
+static void
+books_loop_teardown (gpointer data)
+{
+  BooksLoop *loop = data;
+
+  bs_db_pool_free (loop->pool);
+  g_free (loop);
+}
 
 BooksApp *
 books_app_new (GError **error)
 {
   g_autoptr (BooksApp) app = g_new0 (BooksApp, 1);
   g_autoptr (GBytes) openapi = NULL;
-  BsDbOptions options;
+  BsDbOptions *options = &app->db_options;
+  guint n_loops = 1;
 
   books_register_resource (); /* migrations and the OpenAPI document */
-  bs_db_options_init_default (&options);
-  options.application_name = SERVICE_NAME;
+  bs_db_options_init_default (options);
+  options->application_name = SERVICE_NAME;
   if (!bs_config_get_pg_dsn ("BOOKS_DB_DSN", &app->dsn, error)
-      || !bs_config_get_uint ("BOOKS_DB_POOL_SIZE", options.size, 1, 64, &options.size, error)
-      || !bs_config_get_uint ("BOOKS_DB_TIMEOUT_MS", options.query_timeout_ms, 100, 600000,
-                              &options.query_timeout_ms, error)
-      || !bs_config_get_uint ("BOOKS_DB_MAX_WAITING", options.max_waiting, 1, 1000000,
-                              &options.max_waiting, error))
+      || !bs_config_get_uint ("BOOKS_DB_POOL_SIZE", options->size, 1, 64, &app->pool_size, error)
+      || !bs_config_get_uint ("BOOKS_DB_TIMEOUT_MS", options->query_timeout_ms, 100, 600000,
+                              &options->query_timeout_ms, error)
+      || !bs_config_get_uint ("BOOKS_DB_MAX_WAITING", options->max_waiting, 1, 1000000,
+                              &options->max_waiting, error)
+      || !bs_config_get_threads ("BOOKS_THREADS", &n_loops, error))
     return NULL;
 
   app->service = bs_service_new (SERVICE_NAME, DEFAULT_PORT, error);
   if (app->service == NULL)
     return NULL;
-  app->pool = bs_db_pool_new (app->dsn, books_store_statements, &options,
-                              bs_service_get_metrics (app->service));
-  app->migrator
-      = bs_migrator_new (app->pool, app->dsn, SERVICE_NAME, MIGRATIONS_DIR, MIGRATION_LOCK_KEY);
-  app->api.pool = app->pool;
-  app->api.migrator = app->migrator;
-  books_api_register (&app->api, bs_service_get_router (app->service));
+  bs_service_set_loops (app->service, n_loops, books_loop_setup, books_loop_teardown, app);
 
   openapi = g_resources_lookup_data ("/org/bookstore/books/openapi.json", 0, NULL);
   if (openapi != NULL)
@@ -65,10 +99,8 @@ books_app_free (BooksApp *app)
 {
   if (app == NULL)
     return;
+  /* the migrator before the pools, which the service's loops free */
   g_clear_pointer (&app->migrator, bs_migrator_free);
-  /* the pool before the service: failing its queries replies through the
-   * service, and counts in the service's metrics */
-  g_clear_pointer (&app->pool, bs_db_pool_free);
   g_clear_pointer (&app->service, bs_service_free);
   g_free (app->dsn);
   g_free (app);
@@ -84,7 +116,7 @@ books_app_migrate (BooksApp *app, guint *n_applied, GError **error)
 gboolean
 books_app_start (BooksApp *app, GError **error)
 {
-  if (!bs_service_listen (app->service, error))
+  if (!bs_service_listen (app->service, error)) /* sets the loops up */
     return FALSE;
   bs_migrator_start (app->migrator);
   return TRUE;

@@ -7,7 +7,8 @@ static const char environment_help[]
     = "  BOOKS_DB_DSN              PostgreSQL DSN, URI or key=value (required)\n"
       "  PORT                      TCP port to listen on (default 8001)\n"
       "  BIND_ADDRESS              IP address to listen on (default 0.0.0.0)\n"
-      "  BOOKS_DB_POOL_SIZE        database connections (default 4)\n"
+      "  BOOKS_DB_POOL_SIZE        database connections, shared by the loops (default 4)\n"
+      "  BOOKS_THREADS             event loops serving requests (default: one per CPU)\n"
       "  BOOKS_DB_TIMEOUT_MS       deadline of one database query (default 5000)\n"
       "  HTTP_REQUEST_TIMEOUT_MS   deadline to receive a request, and keep-alive\n"
       "                            idle limit (default 15000)\n";

@@ -53,6 +53,14 @@ bs_config_get_uint (const char *name, guint fallback, guint min, guint max, guin
 }
 
 gboolean
+bs_config_get_threads (const char *name, guint *out, GError **error)
+{
+  guint cpus = CLAMP (g_get_num_processors (), 1, BS_CONFIG_MAX_THREADS);
+
+  return bs_config_get_uint (name, cpus, 1, BS_CONFIG_MAX_THREADS, out, error);
+}
+
+gboolean
 bs_config_get_port (const char *name, guint16 fallback, guint16 *out, GError **error)
 {
   guint port = 0;

@@ -19,6 +19,11 @@ gboolean bs_config_get_uint (const char *name, guint fallback, guint min, guint 
 /* A TCP port 1..65535; @fallback when unset. */
 gboolean bs_config_get_port (const char *name, guint16 fallback, guint16 *out, GError **error);
 
+/* How many event loops serve requests: 1..BS_CONFIG_MAX_THREADS; by
+ * default the CPUs this process may run on (its affinity mask). */
+#define BS_CONFIG_MAX_THREADS 64
+gboolean bs_config_get_threads (const char *name, guint *out, GError **error);
+
 /* A PostgreSQL connection string (postgresql:// URI or key=value) that libpq
  * can parse. Required. */
 gboolean bs_config_get_pg_dsn (const char *name, char **out, GError **error);

@@ -6,10 +6,10 @@
 #include "bs-db.h"
 
 #include "bs-error.h"
+#include "bs-loop.h"
 #include "bs-request.h"
 #include "bs-single-flight.h"
 
-#include <glib-unix.h>
 #include <string.h>
 
 #define BACKOFF_MIN_MS 100
@@ -70,15 +70,35 @@ struct _BsDbPool
   guint n_connected;
   GSourceFunc schema_lost_func;
   gpointer schema_lost_data;
+  GSourceFunc connected_func;
+  gpointer connected_data;
   BsMetricFamily *connections_gauge;
   BsMetricFamily *waiting_gauge;
   BsMetricFamily *queries_total;
   BsMetricFamily *query_duration;
   BsSingleFlight *ping;  /* concurrent pings share one SELECT 1 */
   guint ping_timeout_ms; /* of the ping in progress */
+  /* for the metrics collector, which may run on another loop's thread */
+  gint state_counts[N_CONN_STATES]; /* atomic */
+  gint n_waiting;                   /* atomic */
 };
 
 static void conn_connect (Conn *conn);
+
+static void
+conn_set_state (Conn *conn, ConnState state)
+{
+  g_atomic_int_add (&conn->pool->state_counts[conn->state], -1);
+  g_atomic_int_add (&conn->pool->state_counts[state], 1);
+  conn->state = state;
+}
+
+static void
+waiting_changed (BsDbPool *pool)
+{
+  g_atomic_int_set (&pool->n_waiting, (gint) g_queue_get_length (&pool->waiting));
+}
+
 static void conn_dispatch (Conn *conn);
 static void pool_dispatch (BsDbPool *pool);
 
@@ -152,7 +172,7 @@ query_free (gpointer data)
 {
   Query *query = data;
 
-  g_clear_handle_id (&query->timeout_id, g_source_remove);
+  g_clear_handle_id (&query->timeout_id, bs_source_remove);
   g_free (query->statement);
   for (guint i = 0; i < query->n_params; i++)
     g_free (query->params[i]);
@@ -173,7 +193,7 @@ static gboolean conn_on_io (int fd, GIOCondition condition, gpointer user_data);
 static void
 conn_unwatch (Conn *conn)
 {
-  g_clear_handle_id (&conn->watch_id, g_source_remove);
+  g_clear_handle_id (&conn->watch_id, bs_source_remove);
   conn->watch_fd = -1;
 }
 
@@ -191,7 +211,7 @@ conn_watch (Conn *conn, GIOCondition cond)
     return;
   conn->watch_fd = fd;
   conn->watch_cond = cond;
-  conn->watch_id = g_unix_fd_add (fd, cond | G_IO_ERR | G_IO_HUP, conn_on_io, conn);
+  conn->watch_id = bs_fd_add (fd, cond | G_IO_ERR | G_IO_HUP, conn_on_io, conn);
 }
 
 static void
@@ -202,11 +222,15 @@ pool_update_connected (BsDbPool *pool)
   for (guint i = 0; i < pool->options.size; i++)
     if (pool->conns[i].state == CONN_IDLE || pool->conns[i].state == CONN_BUSY)
       n++;
-  if (n > 0 && pool->n_connected == 0)
+  gboolean came_up = n > 0 && pool->n_connected == 0;
+
+  if (came_up)
     g_message ("database connected (%u of %u connections)", n, pool->options.size);
   else if (n == 0 && pool->n_connected > 0)
     g_warning ("database connection lost; reconnecting");
   pool->n_connected = n;
+  if (came_up && pool->connected_func != NULL)
+    pool->connected_func (pool->connected_data);
 }
 
 /* Fail the running query (if any) and every waiting query when nothing is up. */
@@ -231,6 +255,7 @@ pool_fail_waiting (BsDbPool *pool)
 
   while ((task = g_queue_pop_head (&pool->waiting)) != NULL)
     {
+      waiting_changed (pool);
       count_query (pool, "unavailable");
       g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE, "database unavailable");
       g_object_unref (task);
@@ -256,13 +281,13 @@ conn_reset (Conn *conn, const char *why)
 
   g_debug ("database connection %u: %s", (guint) (conn - pool->conns), why);
   conn_unwatch (conn);
-  g_clear_handle_id (&conn->timer_id, g_source_remove);
+  g_clear_handle_id (&conn->timer_id, bs_source_remove);
   if (conn->resolving != NULL)
     g_cancellable_cancel (conn->resolving);
   g_clear_object (&conn->resolving);
   g_clear_pointer (&conn->pg, PQfinish);
   conn_fail_task (conn, BS_ERROR_UNAVAILABLE, "database connection lost");
-  conn->state = CONN_DOWN;
+  conn_set_state (conn, CONN_DOWN);
   if (was_connecting)
     {
       if (!pool->last_connect_failed)
@@ -275,7 +300,7 @@ conn_reset (Conn *conn, const char *why)
   pool_update_connected (pool);
   if (pool->n_connected == 0 && pool->last_connect_failed)
     pool_fail_waiting (pool);
-  conn->timer_id = g_timeout_add (
+  conn->timer_id = bs_timeout_add (
       g_random_int_range ((gint32) conn->backoff_ms / 2, (gint32) conn->backoff_ms + 1),
       conn_retry_cb, conn);
 }
@@ -309,7 +334,7 @@ conn_prepare_next (Conn *conn)
 
   if (st->name == NULL)
     {
-      conn->state = CONN_IDLE;
+      conn_set_state (conn, CONN_IDLE);
       conn->backoff_ms = 0;
       conn->pool->last_connect_failed = FALSE;
       pool_update_connected (conn->pool);
@@ -395,8 +420,8 @@ conn_connect (Conn *conn)
 {
   BsDbPool *pool = conn->pool;
 
-  conn->state = CONN_CONNECTING;
-  conn->timer_id = g_timeout_add (CONNECT_TIMEOUT_MS, conn_timeout_connect_cb, conn);
+  conn_set_state (conn, CONN_CONNECTING);
+  conn->timer_id = bs_timeout_add (CONNECT_TIMEOUT_MS, conn_timeout_connect_cb, conn);
   if (pool->resolve_host == NULL)
     {
       conn_start_pg (conn, NULL, NULL);
@@ -423,14 +448,14 @@ conn_poll_connect (Conn *conn)
         conn_watch (conn, G_IO_OUT);
         break;
       case PGRES_POLLING_OK:
-        g_clear_handle_id (&conn->timer_id, g_source_remove);
+        g_clear_handle_id (&conn->timer_id, bs_source_remove);
         if (PQsetnonblocking (conn->pg, 1) != 0)
           {
             g_autofree char *why = conn_error_message (conn);
             conn_reset (conn, why);
             return;
           }
-        conn->state = CONN_PREPARING;
+        conn_set_state (conn, CONN_PREPARING);
         conn->prepare_index = 0;
         conn_prepare_next (conn);
         break;
@@ -467,10 +492,10 @@ conn_complete_query (Conn *conn)
   ExecStatusType status = result != NULL ? PQresultStatus (result) : PGRES_FATAL_ERROR;
 
   query->conn = NULL;
-  g_clear_handle_id (&query->timeout_id, g_source_remove);
+  g_clear_handle_id (&query->timeout_id, bs_source_remove);
   bs_metric_observe (pool->query_duration, NULL,
                      (double) (g_get_monotonic_time () - query->enqueued_us) / G_USEC_PER_SEC);
-  conn->state = CONN_IDLE;
+  conn_set_state (conn, CONN_IDLE);
 
   if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
     {
@@ -612,6 +637,7 @@ conn_dispatch (Conn *conn)
     {
       Query *query = g_task_get_task_data (task);
 
+      waiting_changed (pool);
       if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
         {
           count_query (pool, "cancelled");
@@ -624,13 +650,14 @@ conn_dispatch (Conn *conn)
         {
           g_autofree char *why = conn_error_message (conn);
           g_queue_push_head (&pool->waiting, task); /* another connection may take it */
+          waiting_changed (pool);
           conn_reset (conn, why);
           pool_dispatch (pool);
           return;
         }
       conn->task = task;
       query->conn = conn;
-      conn->state = CONN_BUSY;
+      conn_set_state (conn, CONN_BUSY);
       conn_watch (conn, PQflush (conn->pg) == 1 ? G_IO_IN | G_IO_OUT : G_IO_IN);
     }
   if (conn->state == CONN_IDLE)
@@ -651,14 +678,11 @@ static void
 collect_metrics (BsMetrics *metrics, gpointer user_data)
 {
   BsDbPool *pool = user_data;
-  guint counts[N_CONN_STATES] = { 0 };
 
-  for (guint i = 0; i < pool->options.size; i++)
-    counts[pool->conns[i].state]++;
   for (guint s = 0; s < N_CONN_STATES; s++)
     bs_metric_set (pool->connections_gauge, (const char *const[]){ conn_state_names[s], NULL },
-                   counts[s]);
-  bs_metric_set (pool->waiting_gauge, NULL, g_queue_get_length (&pool->waiting));
+                   g_atomic_int_get (&pool->state_counts[s]));
+  bs_metric_set (pool->waiting_gauge, NULL, g_atomic_int_get (&pool->n_waiting));
 }
 
 BsDbPool *
@@ -690,6 +714,7 @@ bs_db_pool_new (const char *dsn, const BsDbStatement *statements, const BsDbOpti
       pool->conns[i].pool = pool;
       pool->conns[i].watch_fd = -1;
     }
+  pool->state_counts[CONN_DOWN] = (gint) pool->options.size;
   g_queue_init (&pool->waiting);
 
   pool->connections_gauge = bs_metrics_gauge (metrics, "db_pool_connections",
@@ -745,6 +770,33 @@ bs_db_pool_set_schema_lost_func (BsDbPool *pool, GSourceFunc func, gpointer user
   pool->schema_lost_data = user_data;
 }
 
+void
+bs_db_pool_set_connected_func (BsDbPool *pool, GSourceFunc func, gpointer user_data)
+{
+  pool->connected_func = func;
+  pool->connected_data = user_data;
+}
+
+void
+bs_db_pool_reconnect_now (BsDbPool *pool)
+{
+  if (!pool->started || pool->n_connected > 0)
+    return;
+  /* queries wait for these attempts (within their deadline), not fail fast */
+  pool->last_connect_failed = FALSE;
+  for (guint i = 0; i < pool->options.size; i++)
+    {
+      Conn *conn = &pool->conns[i];
+
+      if (conn->state == CONN_DOWN && conn->timer_id != 0)
+        {
+          g_clear_handle_id (&conn->timer_id, bs_source_remove);
+          conn->backoff_ms = BACKOFF_MIN_MS;
+          conn_connect (conn);
+        }
+    }
+}
+
 gboolean
 bs_db_pool_is_connected (BsDbPool *pool)
 {
@@ -760,7 +812,7 @@ bs_db_pool_free (BsDbPool *pool)
     {
       Conn *conn = &pool->conns[i];
       conn_unwatch (conn);
-      g_clear_handle_id (&conn->timer_id, g_source_remove);
+      g_clear_handle_id (&conn->timer_id, bs_source_remove);
       if (conn->resolving != NULL)
         g_cancellable_cancel (conn->resolving);
       g_clear_object (&conn->resolving);
@@ -795,6 +847,7 @@ query_timeout_cb (gpointer user_data)
     }
   if (g_queue_remove (&pool->waiting, task))
     {
+      waiting_changed (pool);
       count_query (pool, "timeout");
       g_task_return_new_error (task, BS_ERROR, BS_ERROR_TIMEOUT,
                                "timed out waiting for a database connection");
@@ -836,9 +889,10 @@ bs_db_pool_query_async (BsDbPool *pool, const char *statement, const char *const
                                "database busy: too many queries waiting");
       return;
     }
-  query->timeout_id = g_timeout_add (timeout_ms > 0 ? timeout_ms : pool->options.query_timeout_ms,
-                                     query_timeout_cb, task);
+  query->timeout_id = bs_timeout_add (timeout_ms > 0 ? timeout_ms : pool->options.query_timeout_ms,
+                                      query_timeout_cb, task);
   g_queue_push_tail (&pool->waiting, g_steal_pointer (&task));
+  waiting_changed (pool);
   pool_dispatch (pool);
 }
 

@@ -60,6 +60,15 @@ void bs_db_pool_warm_up_failed (BsDbPool *pool);
  * recreated); the pool keeps retrying with backoff meanwhile. */
 void bs_db_pool_set_schema_lost_func (BsDbPool *pool, GSourceFunc func, gpointer user_data);
 
+/* Called when the pool goes from no connection up to one (the database is
+ * back). With several event loops, each with a pool of the same database,
+ * the others then bs_db_pool_reconnect_now() rather than wait out their
+ * backoff. */
+void bs_db_pool_set_connected_func (BsDbPool *pool, GSourceFunc func, gpointer user_data);
+/* A pool with no connection up stops waiting out its backoff and connects
+ * now; until it knows the outcome, queries wait rather than fail fast. */
+void bs_db_pool_reconnect_now (BsDbPool *pool);
+
 /* TRUE when at least one connection is up. */
 gboolean bs_db_pool_is_connected (BsDbPool *pool);
 

@@ -4,6 +4,7 @@
 #include "bs-http-client.h"
 
 #include "bs-error.h"
+#include "bs-loop.h"
 
 #include <string.h>
 
@@ -35,7 +36,7 @@ typedef struct
 static void
 call_free (Call *call)
 {
-  g_clear_handle_id (&call->deadline_id, g_source_remove);
+  g_clear_handle_id (&call->deadline_id, bs_source_remove);
   if (call->caller_handler != 0)
     g_cancellable_disconnect (call->caller_cancellable, call->caller_handler);
   g_clear_object (&call->caller_cancellable);
@@ -170,7 +171,7 @@ return_response (GTask *task)
   Call *call = g_task_get_task_data (task);
   BsHttpResponse *response = g_new0 (BsHttpResponse, 1);
 
-  g_clear_handle_id (&call->deadline_id, g_source_remove);
+  g_clear_handle_id (&call->deadline_id, bs_source_remove);
   response->status = soup_message_get_status (call->msg);
   response->body = g_byte_array_free_to_bytes (g_steal_pointer (&call->body));
   response->headers = soup_message_headers_ref (soup_message_get_response_headers (call->msg));
@@ -282,7 +283,7 @@ bs_http_client_request_async (BsHttpClient *client, const char *method, const ch
       call->caller_handler = g_cancellable_connect (cancellable, G_CALLBACK (caller_cancelled),
                                                     call->call_cancellable, NULL);
     }
-  call->deadline_id = g_timeout_add (MAX (timeout_ms, 1), deadline_reached, call);
+  call->deadline_id = bs_timeout_add (MAX (timeout_ms, 1), deadline_reached, call);
   soup_session_send_async (client->session, call->msg, G_PRIORITY_DEFAULT, call->call_cancellable,
                            sent, g_steal_pointer (&task));
 }

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "bs-http-listener.h"
 
+#include "bs-loop.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -51,8 +53,8 @@ static void
 pause_accepting (BsHttpListener *listener, int saved_errno)
 {
   g_clear_pointer (&listener->source, g_source_destroy);
-  g_clear_handle_id (&listener->resume_id, g_source_remove);
-  listener->resume_id = g_timeout_add (BS_HTTP_ACCEPT_PAUSE_MS, resume_after_error, listener);
+  g_clear_handle_id (&listener->resume_id, bs_source_remove);
+  listener->resume_id = bs_timeout_add (BS_HTTP_ACCEPT_PAUSE_MS, resume_after_error, listener);
   if (listener->pause_func != NULL)
     listener->pause_func (TRUE, g_strerror (saved_errno), listener->user_data);
 }
@@ -63,7 +65,7 @@ bs_http_listener_pause (BsHttpListener *listener, guint ms)
   if (listener->stopped || listener->resume_id != 0)
     return; /* paused already */
   g_clear_pointer (&listener->source, g_source_destroy);
-  listener->resume_id = g_timeout_add (MAX (ms, 1), resume, listener);
+  listener->resume_id = bs_timeout_add (MAX (ms, 1), resume, listener);
 }
 
 /* Errors of the connection being accepted (it went away first): skip it. */
@@ -140,7 +142,7 @@ bs_http_listener_stop (BsHttpListener *listener)
 {
   listener->stopped = TRUE;
   g_clear_pointer (&listener->source, g_source_destroy);
-  g_clear_handle_id (&listener->resume_id, g_source_remove);
+  g_clear_handle_id (&listener->resume_id, bs_source_remove);
 }
 
 void

@@ -13,12 +13,14 @@
 #include "bs-http-listener.h"
 #include "bs-http-stream.h"
 #include "bs-log.h"
+#include "bs-loop.h"
 #include "bs-request-id.h"
 #include "bs-request-private.h"
 #include "bs-systemd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -40,6 +42,7 @@ struct _BsHttpServer
   BsHeapTrim heap_trim;
   gint64 refuse_window_us; /* start of the current refusal window */
   guint refused_in_window;
+  guint refuse_budget; /* per window: this loop's share of BS_HTTP_REFUSE_BUDGET */
   GSocket *listen_socket;
   BsHttpListener *listener;
   GSocket *keepalive_socket[2]; /* see keep_alive_enable() */
@@ -49,6 +52,8 @@ struct _BsHttpServer
   gboolean socket_activated;
   gboolean draining;
   guint in_flight;
+  gint open_own;    /* connections open here, when not shared */
+  gint *open_total; /* atomic: this server's or, with several loops, the first's */
   GSourceFunc drained_func;
   gpointer drained_data;
   BsMetricFamily *requests_total;
@@ -512,7 +517,8 @@ stream_closed (BsHttpStream *stream, gpointer user_data)
 {
   BsHttpServer *server = user_data;
 
-  g_hash_table_remove (server->connections, stream);
+  if (g_hash_table_remove (server->connections, stream))
+    g_atomic_int_add (server->open_total, -1);
   bs_metric_set (server->connections_open, NULL, g_hash_table_size (server->connections));
 }
 
@@ -562,7 +568,7 @@ refuse_with_budget (BsHttpServer *server, GSocket *socket)
       server->refused_in_window = 0;
     }
   refuse_connection (server, socket);
-  if (++server->refused_in_window >= BS_HTTP_REFUSE_BUDGET && server->listener != NULL)
+  if (++server->refused_in_window >= server->refuse_budget && server->listener != NULL)
     bs_http_listener_pause (server->listener,
                             (guint) ((server->refuse_window_us + window_us - now + 999) / 1000));
 }
@@ -576,7 +582,7 @@ accept_connection (GSocket *accepted, gpointer user_data)
   g_autoptr (GSocketAddress) local = NULL;
   g_autoptr (GSocketAddress) remote = NULL;
 
-  if (g_hash_table_size (server->connections) >= server->limits.max_connections)
+  if ((guint) g_atomic_int_get (server->open_total) >= server->limits.max_connections)
     {
       refuse_with_budget (server, socket);
       return;
@@ -594,6 +600,7 @@ accept_connection (GSocket *accepted, gpointer user_data)
                                            + (gint64) server->limits.request_timeout_ms * 1000);
   bs_http_stream_attach_to_address (stream, remote);
   g_hash_table_add (server->connections, g_object_ref (stream));
+  g_atomic_int_inc (server->open_total);
   bs_metric_set (server->connections_open, NULL, g_hash_table_size (server->connections));
   bs_heap_trim_note (&server->heap_trim, g_hash_table_size (server->connections));
   soup_server_accept_iostream (server->soup, G_IO_STREAM (stream), local, remote, NULL);
@@ -642,6 +649,8 @@ bs_http_server_new (BsRouter *router, BsMetrics *metrics, const BsHttpLimits *li
     bs_http_limits_init_default (&server->limits);
   server->live = g_hash_table_new (NULL, NULL);
   server->connections = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
+  server->open_total = &server->open_own;
+  server->refuse_budget = BS_HTTP_REFUSE_BUDGET;
   server->hooks.rejected = stream_rejected;
   server->hooks.closed = stream_closed;
   server->soup = soup_server_new ("server-header", "bookstore/" BS_VERSION " ", NULL);
@@ -673,7 +682,7 @@ bs_http_server_new (BsRouter *router, BsMetrics *metrics, const BsHttpLimits *li
   g_signal_connect (server->soup, "request-aborted", G_CALLBACK (request_aborted_cb), server);
   soup_server_add_handler (server->soup, NULL, dispatch, server, NULL);
   keep_alive_enable (server);
-  server->reaper_id = g_timeout_add_seconds (1, reaper_tick, server);
+  server->reaper_id = bs_timeout_add_seconds (1, reaper_tick, server);
   return server;
 }
 
@@ -685,7 +694,7 @@ bs_http_server_free (BsHttpServer *server)
 
   if (server == NULL)
     return;
-  g_clear_handle_id (&server->reaper_id, g_source_remove);
+  g_clear_handle_id (&server->reaper_id, bs_source_remove);
   g_clear_pointer (&server->listener, bs_http_listener_free);
   g_hash_table_iter_init (&iter, server->connections);
   while (g_hash_table_iter_next (&iter, &key, NULL))
@@ -750,12 +759,29 @@ listen_socket_new (const char *address, guint16 port, guint backlog, GError **er
   return gsocket;
 }
 
+static gboolean
+listen_on (BsHttpServer *server, GSocket *socket_in, gboolean socket_activated, GError **error)
+{
+  g_autoptr (GSocket) socket = socket_in;
+  g_autoptr (GSocketAddress) local = NULL;
+
+  server->socket_activated = socket_activated;
+  g_socket_set_blocking (socket, FALSE);
+  local = g_socket_get_local_address (socket, error);
+  if (local == NULL)
+    return FALSE;
+  server->listener = bs_http_listener_new (socket, accept_connection, accept_paused, server);
+  server->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  server->listen_socket = g_steal_pointer (&socket);
+  return TRUE;
+}
+
 gboolean
 bs_http_server_listen (BsHttpServer *server, const char *address, guint16 port, GError **error)
 {
   g_autoptr (GSocket) socket = NULL;
-  g_autoptr (GSocketAddress) local = NULL;
   g_autoptr (GError) local_error = NULL;
+  gboolean socket_activated;
 
   socket = bs_systemd_take_listen_socket (&local_error);
   if (local_error != NULL)
@@ -763,20 +789,35 @@ bs_http_server_listen (BsHttpServer *server, const char *address, guint16 port, 
       g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
     }
-  server->socket_activated = socket != NULL;
+  socket_activated = socket != NULL;
   if (socket == NULL)
     socket = listen_socket_new (address, port, server->limits.listen_backlog, error);
   if (socket == NULL)
     return FALSE;
-  g_socket_set_blocking (socket, FALSE);
-  server->listener = bs_http_listener_new (socket, accept_connection, accept_paused, server);
+  return listen_on (server, g_steal_pointer (&socket), socket_activated, error);
+}
 
-  local = g_socket_get_local_address (socket, error);
-  if (local == NULL)
-    return FALSE;
-  server->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
-  server->listen_socket = g_steal_pointer (&socket);
-  return TRUE;
+gboolean
+bs_http_server_listen_like (BsHttpServer *server, BsHttpServer *first, GError **error)
+{
+  int fd;
+  GSocket *socket;
+
+  g_return_val_if_fail (first->listen_socket != NULL, FALSE);
+  fd = fcntl (g_socket_get_fd (first->listen_socket), F_DUPFD_CLOEXEC, 3);
+  if (fd < 0)
+    {
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "dup: %s", g_strerror (saved));
+      return FALSE;
+    }
+  socket = g_socket_new_from_fd (fd, error);
+  if (socket == NULL)
+    {
+      close (fd);
+      return FALSE;
+    }
+  return listen_on (server, socket, first->socket_activated, error);
 }
 
 guint16
@@ -834,6 +875,13 @@ bs_http_server_set_drained_func (BsHttpServer *server, GSourceFunc func, gpointe
 {
   server->drained_func = func;
   server->drained_data = user_data;
+}
+
+void
+bs_http_server_share_limits (BsHttpServer *server, BsHttpServer *first, guint n_loops)
+{
+  server->open_total = first->open_total;
+  server->refuse_budget = MAX (BS_HTTP_REFUSE_BUDGET / MAX (n_loops, 1), 1);
 }
 
 guint

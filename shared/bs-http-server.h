@@ -50,6 +50,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsHttpServer, bs_http_server_free)
 gboolean bs_http_server_listen (BsHttpServer *server, const char *address, guint16 port,
                                 GError **error);
 
+/* Listen on a duplicate of @first's listening socket: another event loop's
+ * server, accepting from the same socket (each accept goes to one loop). */
+gboolean bs_http_server_listen_like (BsHttpServer *server, BsHttpServer *first, GError **error);
+
 /* The port we listen on (for messages and the watchdog self-check). */
 guint16 bs_http_server_get_port (BsHttpServer *server);
 gboolean bs_http_server_is_socket_activated (BsHttpServer *server);
@@ -61,6 +65,12 @@ void bs_http_server_stop_accepting (BsHttpServer *server);
 /* Called once, after bs_http_server_stop_accepting(), when no request is
  * left in flight. */
 void bs_http_server_set_drained_func (BsHttpServer *server, GSourceFunc func, gpointer user_data);
+
+/* One of @n_loops servers of a service, each on its own event loop: count
+ * open connections together with @first (@server itself, or another loop's
+ * server that outlives this one), so that max_connections bounds their sum,
+ * and take a 1/@n_loops share of the refusal budget. */
+void bs_http_server_share_limits (BsHttpServer *server, BsHttpServer *first, guint n_loops);
 
 /* Requests handed to a handler and not yet finished. */
 guint bs_http_server_get_in_flight (BsHttpServer *server);

@@ -31,6 +31,7 @@ struct _BsMetricFamily
   double *buckets;
   gsize n_buckets;
   GHashTable *samples; /* joined label values → Sample */
+  BsMetrics *owner;    /* whose lock guards the samples */
 };
 
 typedef struct
@@ -42,8 +43,10 @@ typedef struct
 
 struct _BsMetrics
 {
+  GMutex lock;         /* the samples of every family: updates take it, rendering too */
   GPtrArray *families; /* BsMetricFamily, registration order */
   GArray *collectors;  /* Collector */
+  GPtrArray *shards;   /* BsMetrics, borrowed: summed into ours when rendering */
 };
 
 const double bs_metrics_latency_buckets[] = {
@@ -79,8 +82,10 @@ bs_metrics_new (void)
 {
   BsMetrics *metrics = g_new0 (BsMetrics, 1);
 
+  g_mutex_init (&metrics->lock);
   metrics->families = g_ptr_array_new_with_free_func (family_free);
   metrics->collectors = g_array_new (FALSE, TRUE, sizeof (Collector));
+  metrics->shards = g_ptr_array_new ();
   return metrics;
 }
 
@@ -97,30 +102,53 @@ bs_metrics_free (BsMetrics *metrics)
     }
   g_ptr_array_unref (metrics->families);
   g_array_unref (metrics->collectors);
+  g_ptr_array_unref (metrics->shards);
+  g_mutex_clear (&metrics->lock);
   g_free (metrics);
 }
 
 /* The key of a sample: length-prefixed label values, so that no label value
- * can make two tuples collide. NULL when @label_values does not fit. */
-static char *
-sample_key (BsMetricFamily *family, const char *const *label_values)
+ * can make two tuples collide. Written into @buf when it fits (no
+ * allocation on the request path), else into *@heap. NULL when
+ * @label_values does not fit the family. */
+static const char *
+sample_key (BsMetricFamily *family, const char *const *label_values, char *buf, gsize size,
+            char **heap)
 {
   GString *key;
+  gsize used = 0;
 
+  *heap = NULL;
   if (family->n_labels == 0)
-    return g_strdup ("");
+    return "";
   g_return_val_if_fail (label_values != NULL, NULL);
-  g_return_val_if_fail (g_strv_length ((char **) label_values) == family->n_labels, NULL);
+  for (guint i = 0; i < family->n_labels; i++)
+    {
+      g_return_val_if_fail (label_values[i] != NULL, NULL);
+      if (used < size)
+        {
+          int n = g_snprintf (buf + used, size - used, "%zu:%s;", strlen (label_values[i]),
+                              label_values[i]);
+          used += (gsize) n;
+        }
+    }
+  g_return_val_if_fail (label_values[family->n_labels] == NULL, NULL);
+  if (used < size)
+    return buf;
   key = g_string_new (NULL);
   for (guint i = 0; i < family->n_labels; i++)
     g_string_append_printf (key, "%zu:%s;", strlen (label_values[i]), label_values[i]);
-  return g_string_free (key, FALSE);
+  *heap = g_string_free (key, FALSE);
+  return *heap;
 }
 
+/* Called with the owner's lock held. */
 static Sample *
 family_sample (BsMetricFamily *family, const char *const *label_values)
 {
-  g_autofree char *key = sample_key (family, label_values);
+  char buf[256];
+  g_autofree char *heap = NULL;
+  const char *key = sample_key (family, label_values, buf, sizeof buf, &heap);
   Sample *sample;
 
   if (key == NULL)
@@ -134,7 +162,8 @@ family_sample (BsMetricFamily *family, const char *const *label_values)
       = family->n_labels > 0 ? g_strdupv ((char **) label_values) : g_new0 (char *, 1);
   if (family->type == FAMILY_HISTOGRAM)
     sample->bucket_counts = g_new0 (guint64, family->n_buckets + 1);
-  g_hash_table_insert (family->samples, g_steal_pointer (&key), sample);
+  g_hash_table_insert (family->samples, heap != NULL ? g_steal_pointer (&heap) : g_strdup (key),
+                       sample);
   return sample;
 }
 
@@ -151,7 +180,10 @@ add_family (BsMetrics *metrics, FamilyType type, const char *name, const char *h
       = label_names != NULL ? g_strdupv ((char **) label_names) : g_new0 (char *, 1);
   family->n_labels = g_strv_length (family->label_names);
   family->samples = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, sample_free);
+  family->owner = metrics;
+  g_mutex_lock (&metrics->lock);
   g_ptr_array_add (metrics->families, family);
+  g_mutex_unlock (&metrics->lock);
   return family;
 }
 
@@ -162,7 +194,7 @@ bs_metrics_counter (BsMetrics *metrics, const char *name, const char *help,
   BsMetricFamily *family = add_family (metrics, FAMILY_COUNTER, name, help, label_names);
 
   if (family->n_labels == 0)
-    family_sample (family, NULL); /* a label-less counter exists from the start at 0 */
+    bs_metric_inc (family, NULL, 0); /* a label-less counter exists from the start at 0 */
   return family;
 }
 
@@ -173,7 +205,7 @@ bs_metrics_gauge (BsMetrics *metrics, const char *name, const char *help,
   BsMetricFamily *family = add_family (metrics, FAMILY_GAUGE, name, help, label_names);
 
   if (family->n_labels == 0)
-    family_sample (family, NULL);
+    bs_metric_inc (family, NULL, 0);
   return family;
 }
 
@@ -186,7 +218,11 @@ bs_metrics_histogram (BsMetrics *metrics, const char *name, const char *help,
   family->buckets = g_memdup2 (buckets, n_buckets * sizeof (double));
   family->n_buckets = n_buckets;
   if (family->n_labels == 0)
-    family_sample (family, NULL);
+    {
+      g_mutex_lock (&metrics->lock);
+      family_sample (family, NULL);
+      g_mutex_unlock (&metrics->lock);
+    }
   return family;
 }
 
@@ -200,14 +236,33 @@ bs_metrics_add_collector (BsMetrics *metrics, BsMetricsCollector collector, gpoi
 }
 
 void
+bs_metrics_add_shard (BsMetrics *metrics, BsMetrics *shard)
+{
+  g_return_if_fail (metrics != shard);
+  g_mutex_lock (&metrics->lock);
+  g_ptr_array_add (metrics->shards, shard);
+  g_mutex_unlock (&metrics->lock);
+}
+
+void
+bs_metrics_remove_shard (BsMetrics *metrics, BsMetrics *shard)
+{
+  g_mutex_lock (&metrics->lock);
+  g_ptr_array_remove (metrics->shards, shard);
+  g_mutex_unlock (&metrics->lock);
+}
+
+void
 bs_metric_inc (BsMetricFamily *family, const char *const *label_values, double by)
 {
   Sample *sample;
 
   g_return_if_fail (family->type == FAMILY_COUNTER || family->type == FAMILY_GAUGE);
+  g_mutex_lock (&family->owner->lock);
   sample = family_sample (family, label_values);
   if (sample != NULL)
     sample->value += by;
+  g_mutex_unlock (&family->owner->lock);
 }
 
 void
@@ -216,9 +271,11 @@ bs_metric_set (BsMetricFamily *family, const char *const *label_values, double v
   Sample *sample;
 
   g_return_if_fail (family->type != FAMILY_HISTOGRAM);
+  g_mutex_lock (&family->owner->lock);
   sample = family_sample (family, label_values);
   if (sample != NULL)
     sample->value = value;
+  g_mutex_unlock (&family->owner->lock);
 }
 
 void
@@ -227,26 +284,33 @@ bs_metric_observe (BsMetricFamily *family, const char *const *label_values, doub
   Sample *sample;
 
   g_return_if_fail (family->type == FAMILY_HISTOGRAM);
+  g_mutex_lock (&family->owner->lock);
   sample = family_sample (family, label_values);
-  if (sample == NULL)
-    return;
-  for (gsize i = 0; i < family->n_buckets; i++)
-    if (value <= family->buckets[i])
-      sample->bucket_counts[i]++;
-  sample->bucket_counts[family->n_buckets]++;
-  sample->sum += value;
-  sample->count++;
+  if (sample != NULL)
+    {
+      for (gsize i = 0; i < family->n_buckets; i++)
+        if (value <= family->buckets[i])
+          sample->bucket_counts[i]++;
+      sample->bucket_counts[family->n_buckets]++;
+      sample->sum += value;
+      sample->count++;
+    }
+  g_mutex_unlock (&family->owner->lock);
 }
 
 void
 bs_metric_remove (BsMetricFamily *family, const char *const *label_values)
 {
-  g_autofree char *key = NULL;
+  char buf[256];
+  g_autofree char *heap = NULL;
+  const char *key;
 
   g_return_if_fail (family->n_labels > 0);
-  key = sample_key (family, label_values);
+  key = sample_key (family, label_values, buf, sizeof buf, &heap);
+  g_mutex_lock (&family->owner->lock);
   if (key != NULL)
     g_hash_table_remove (family->samples, key);
+  g_mutex_unlock (&family->owner->lock);
 }
 
 /* The shortest decimal that reads back as @value: "0.1", not "0.10000000000000001". */
@@ -331,12 +395,13 @@ compare_keys (gconstpointer a, gconstpointer b)
   return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
 }
 
+/* Renders @samples (joined label values → Sample) as @family. */
 static void
-render_family (GString *out, const BsMetricFamily *family)
+render_family (GString *out, const BsMetricFamily *family, GHashTable *samples)
 {
   static const char *type_names[] = { "counter", "gauge", "histogram" };
   guint n_keys = 0;
-  g_autofree gpointer *keys = g_hash_table_get_keys_as_array (family->samples, &n_keys);
+  g_autofree gpointer *keys = g_hash_table_get_keys_as_array (samples, &n_keys);
 
   g_string_append_printf (out, "# HELP %s ", family->name);
   append_escaped (out, family->help, FALSE);
@@ -345,7 +410,7 @@ render_family (GString *out, const BsMetricFamily *family)
   qsort (keys, n_keys, sizeof (gpointer), compare_keys);
   for (guint k = 0; k < n_keys; k++)
     {
-      const Sample *sample = g_hash_table_lookup (family->samples, keys[k]);
+      const Sample *sample = g_hash_table_lookup (samples, keys[k]);
 
       if (family->type != FAMILY_HISTOGRAM)
         {
@@ -373,17 +438,100 @@ render_family (GString *out, const BsMetricFamily *family)
     }
 }
 
-char *
-bs_metrics_render (BsMetrics *metrics)
+static BsMetricFamily *
+find_family (BsMetrics *metrics, const BsMetricFamily *like)
 {
-  GString *out = g_string_sized_new (4096);
+  for (guint i = 0; i < metrics->families->len; i++)
+    {
+      BsMetricFamily *family = g_ptr_array_index (metrics->families, i);
+      if (family->type == like->type && family->n_buckets == like->n_buckets
+          && g_str_equal (family->name, like->name))
+        return family;
+    }
+  return NULL;
+}
 
+/* Adds @family's samples into @merged (key → a Sample of its own). */
+static void
+merge_samples (GHashTable *merged, const BsMetricFamily *family)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, family->samples);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      const Sample *from = value;
+      Sample *into = g_hash_table_lookup (merged, key);
+
+      if (into == NULL)
+        {
+          into = g_new0 (Sample, 1);
+          into->label_values = g_strdupv (from->label_values);
+          if (family->type == FAMILY_HISTOGRAM)
+            into->bucket_counts = g_new0 (guint64, family->n_buckets + 1);
+          g_hash_table_insert (merged, g_strdup (key), into);
+        }
+      into->value += from->value;
+      into->sum += from->sum;
+      into->count += from->count;
+      if (family->type == FAMILY_HISTOGRAM)
+        for (gsize i = 0; i <= family->n_buckets; i++)
+          into->bucket_counts[i] += from->bucket_counts[i];
+    }
+}
+
+/* @family of @metrics, summed with the family of the same name in each
+ * shard (counters, gauges and histograms alike: each loop's share). */
+static void
+render_family_with_shards (GString *out, BsMetrics *metrics, const BsMetricFamily *family)
+{
+  g_autoptr (GHashTable) merged = NULL;
+
+  if (metrics->shards->len == 0)
+    {
+      render_family (out, family, family->samples);
+      return;
+    }
+  merged = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, sample_free);
+  merge_samples (merged, family);
+  for (guint s = 0; s < metrics->shards->len; s++)
+    {
+      BsMetricFamily *same = find_family (g_ptr_array_index (metrics->shards, s), family);
+      if (same != NULL)
+        merge_samples (merged, same);
+    }
+  render_family (out, family, merged);
+}
+
+static void
+run_collectors (BsMetrics *metrics)
+{
   for (guint i = 0; i < metrics->collectors->len; i++)
     {
       const Collector *c = &g_array_index (metrics->collectors, Collector, i);
       c->func (metrics, c->user_data);
     }
+}
+
+char *
+bs_metrics_render (BsMetrics *metrics)
+{
+  GString *out = g_string_sized_new (4096);
+
+  /* collectors set gauges, taking the locks themselves */
+  run_collectors (metrics);
+  for (guint s = 0; s < metrics->shards->len; s++)
+    run_collectors (g_ptr_array_index (metrics->shards, s));
+
+  /* ours first, then the shards': updates only ever take one of these */
+  g_mutex_lock (&metrics->lock);
+  for (guint s = 0; s < metrics->shards->len; s++)
+    g_mutex_lock (&((BsMetrics *) g_ptr_array_index (metrics->shards, s))->lock);
   for (guint i = 0; i < metrics->families->len; i++)
-    render_family (out, g_ptr_array_index (metrics->families, i));
+    render_family_with_shards (out, metrics, g_ptr_array_index (metrics->families, i));
+  for (guint s = metrics->shards->len; s > 0; s--)
+    g_mutex_unlock (&((BsMetrics *) g_ptr_array_index (metrics->shards, s - 1))->lock);
+  g_mutex_unlock (&metrics->lock);
   return g_string_free (out, FALSE);
 }

@@ -8,7 +8,9 @@ G_BEGIN_DECLS
 typedef struct _BsMetrics BsMetrics;
 typedef struct _BsMetricFamily BsMetricFamily;
 
-/* Called before each rendering, to refresh gauges that are read on demand. */
+/* Called before each rendering, to refresh gauges that are read on demand.
+ * Rendering may run on any thread: a collector must read what it reports
+ * safely from there (atomics, or state that never changes). */
 typedef void (*BsMetricsCollector) (BsMetrics *metrics, gpointer user_data);
 
 BsMetrics *bs_metrics_new (void);
@@ -29,6 +31,15 @@ BsMetricFamily *bs_metrics_histogram (BsMetrics *metrics, const char *name, cons
 /* @destroy (may be NULL) frees @user_data with the registry. */
 void bs_metrics_add_collector (BsMetrics *metrics, BsMetricsCollector collector, gpointer user_data,
                                GDestroyNotify destroy);
+
+/* Several event loops: each loop updates a registry of its own (a shard:
+ * no lock is shared between loops), and the service's registry renders its
+ * families summed with the shards' families of the same name. Add the shards
+ * before serving and remove them after the loops have stopped; @shard must
+ * stay alive while added. Every registry has a lock taken by each update and
+ * by rendering, so a scrape on one loop reads the others safely. */
+void bs_metrics_add_shard (BsMetrics *metrics, BsMetrics *shard);
+void bs_metrics_remove_shard (BsMetrics *metrics, BsMetrics *shard);
 
 /* @label_values: one per label name and a terminating NULL, or NULL when
  * the family has none. */

@@ -15,13 +15,98 @@ struct _BsMigrator
   char *application_name;
   char *resource_dir;
   gint64 lock_key;
-  gboolean ready;
+  GPtrArray *other_pools; /* OtherPool: pools of the other event loops */
+  gint ready;             /* atomic: the other loops' handlers read it */
   gboolean running;
   gboolean ever_ran;
   guint backoff_ms;
   guint retry_id;
   GCancellable *cancellable;
 };
+
+/* A pool of another event loop: driven through its own main context. */
+typedef struct
+{
+  BsMigrator *migrator;
+  BsDbPool *pool;
+  GMainContext *context;
+} OtherPool;
+
+typedef struct
+{
+  void (*op) (BsDbPool *pool);
+  BsDbPool *pool;
+} PoolCall;
+
+static gboolean
+pool_call_run (gpointer data)
+{
+  PoolCall *call = data;
+
+  call->op (call->pool);
+  return G_SOURCE_REMOVE;
+}
+
+/* @op on every pool but @except, each on its own loop. */
+static void
+each_pool_but (BsMigrator *migrator, BsDbPool *except, void (*op) (BsDbPool *pool))
+{
+  if (migrator->pool != except)
+    op (migrator->pool);
+  for (guint i = 0; i < migrator->other_pools->len; i++)
+    {
+      OtherPool *other = g_ptr_array_index (migrator->other_pools, i);
+      PoolCall *call;
+
+      if (other->pool == except)
+        continue;
+      call = g_new0 (PoolCall, 1);
+      call->op = op;
+      call->pool = other->pool;
+      g_main_context_invoke_full (other->context, G_PRIORITY_DEFAULT, pool_call_run, call, g_free);
+    }
+}
+
+static void
+each_pool (BsMigrator *migrator, void (*op) (BsDbPool *pool))
+{
+  each_pool_but (migrator, NULL, op);
+}
+
+/* The database is back for the first pool: the others need not wait out
+ * their reconnect backoff (on the main thread). */
+static gboolean
+pool_connected_cb (gpointer user_data)
+{
+  BsMigrator *migrator = user_data;
+
+  each_pool_but (migrator, migrator->pool, bs_db_pool_reconnect_now);
+  return G_SOURCE_REMOVE;
+}
+
+typedef struct
+{
+  BsMigrator *migrator;
+  BsDbPool *pool;
+} ConnectedNews;
+
+static gboolean
+other_connected_main (gpointer data)
+{
+  ConnectedNews *news = data;
+
+  each_pool_but (news->migrator, news->pool, bs_db_pool_reconnect_now);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+other_pool_free (gpointer data)
+{
+  OtherPool *other = data;
+
+  g_main_context_unref (other->context);
+  g_free (other);
+}
 
 static gboolean
 retry_cb (gpointer user_data)
@@ -46,7 +131,7 @@ migrate_done (GObject *source, GAsyncResult *result, gpointer user_data)
   migrator->running = FALSE;
   if (applied < 0)
     {
-      bs_db_pool_warm_up_failed (migrator->pool);
+      each_pool (migrator, bs_db_pool_warm_up_failed);
       if (migrator->backoff_ms == 0)
         g_warning ("database schema not ready, will retry: %s", error->message);
       else
@@ -57,10 +142,10 @@ migrate_done (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   g_message ("database schema up to date (%d migrations applied)", applied);
-  migrator->ready = TRUE;
+  g_atomic_int_set (&migrator->ready, TRUE);
   migrator->backoff_ms = 0;
   bs_systemd_notify_status ("Serving");
-  bs_db_pool_start (migrator->pool);
+  each_pool (migrator, bs_db_pool_start);
 }
 
 /* The pool found tables missing (a database restored or recreated under us):
@@ -70,10 +155,10 @@ schema_lost_cb (gpointer user_data)
 {
   BsMigrator *migrator = user_data;
 
-  if (migrator->ready)
+  if (g_atomic_int_get (&migrator->ready))
     {
       g_warning ("the database schema is missing; applying migrations again");
-      migrator->ready = FALSE;
+      g_atomic_int_set (&migrator->ready, FALSE);
       migrator->backoff_ms = 0;
     }
   bs_migrator_start (migrator);
@@ -92,8 +177,52 @@ bs_migrator_new (BsDbPool *pool, const char *dsn, const char *application_name,
   migrator->resource_dir = g_strdup (resource_dir);
   migrator->lock_key = lock_key;
   migrator->cancellable = g_cancellable_new ();
+  migrator->other_pools = g_ptr_array_new_with_free_func (other_pool_free);
   bs_db_pool_set_schema_lost_func (pool, schema_lost_cb, migrator);
+  bs_db_pool_set_connected_func (pool, pool_connected_cb, migrator);
   return migrator;
+}
+
+/* On another loop's thread: hand the news to the migrator's (the main) one. */
+static gboolean
+other_schema_lost_cb (gpointer user_data)
+{
+  OtherPool *other = user_data;
+  g_autoptr (GSource) source = g_idle_source_new ();
+
+  g_source_set_callback (source, schema_lost_cb, other->migrator, NULL);
+  g_source_attach (source, g_main_context_default ());
+  return G_SOURCE_REMOVE;
+}
+
+/* On another loop's thread. */
+static gboolean
+other_connected_cb (gpointer user_data)
+{
+  OtherPool *other = user_data;
+  ConnectedNews *news = g_new0 (ConnectedNews, 1);
+  g_autoptr (GSource) source = g_idle_source_new ();
+
+  news->migrator = other->migrator;
+  news->pool = other->pool;
+  g_source_set_callback (source, other_connected_main, news, g_free);
+  g_source_attach (source, g_main_context_default ());
+  return G_SOURCE_REMOVE;
+}
+
+void
+bs_migrator_add_pool (BsMigrator *migrator, BsDbPool *pool)
+{
+  OtherPool *other = g_new0 (OtherPool, 1);
+
+  other->migrator = migrator;
+  other->pool = pool;
+  other->context = g_main_context_ref_thread_default ();
+  g_ptr_array_add (migrator->other_pools, other);
+  bs_db_pool_set_schema_lost_func (pool, other_schema_lost_cb, other);
+  bs_db_pool_set_connected_func (pool, other_connected_cb, other);
+  if (!migrator->ever_ran)
+    bs_db_pool_warm_up (pool);
 }
 
 void
@@ -109,6 +238,8 @@ bs_migrator_free (BsMigrator *migrator)
     g_warning ("a migration is still running; exiting anyway");
   g_clear_handle_id (&migrator->retry_id, g_source_remove);
   bs_db_pool_set_schema_lost_func (migrator->pool, NULL, NULL);
+  bs_db_pool_set_connected_func (migrator->pool, NULL, NULL);
+  g_ptr_array_unref (migrator->other_pools);
   g_clear_object (&migrator->cancellable);
   g_free (migrator->dsn);
   g_free (migrator->application_name);
@@ -132,5 +263,5 @@ bs_migrator_start (BsMigrator *migrator)
 gboolean
 bs_migrator_is_ready (BsMigrator *migrator)
 {
-  return migrator->ready;
+  return g_atomic_int_get (&migrator->ready);
 }

@@ -17,10 +17,17 @@ BsMigrator *bs_migrator_new (BsDbPool *pool, const char *dsn, const char *applic
 void bs_migrator_free (BsMigrator *migrator);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsMigrator, bs_migrator_free)
 
+/* Another event loop's pool of the same database, called on that loop's
+ * thread before bs_migrator_start(): it is started (and warmed up) with the
+ * first one, through its loop's main context. Its loop must not stop before
+ * the migrator is freed or runs no more (the main loop stopped). */
+void bs_migrator_add_pool (BsMigrator *migrator, BsDbPool *pool);
+
 /* Begin (no-op while a run or a retry is pending). */
 void bs_migrator_start (BsMigrator *migrator);
 
-/* TRUE once the schema is applied (and until it is found missing). */
+/* TRUE once the schema is applied (and until it is found missing); from any
+ * thread. */
 gboolean bs_migrator_is_ready (BsMigrator *migrator);
 
 G_END_DECLS

@@ -4,6 +4,7 @@
 #include "bs-build-config.h"
 #include "bs-config.h"
 #include "bs-error.h"
+#include "bs-loop-thread.h"
 #include "bs-process-metrics.h"
 #include "bs-request.h"
 #include "bs-systemd.h"
@@ -30,7 +31,29 @@ struct _BsService
   gboolean requests_drained;
   guint holds;
   GArray *stop_funcs; /* of StopFunc */
+
+  /* several event loops: loop 0 is the main thread's, the others ServiceLoops */
+  BsHttpLimits limits;
+  guint n_loops;
+  BsServiceLoopSetup loop_setup;
+  BsServiceLoopTeardown loop_teardown;
+  gpointer loop_data;
+  gpointer loop0_state;
+  GPtrArray *loops; /* ServiceLoop, for loops 1..n_loops-1 */
+  guint loops_busy; /* extra loops still serving requests after a stop began */
 };
+
+/* An extra event loop: its own thread, server, router and metrics shard. */
+typedef struct
+{
+  BsService *service;
+  guint index;
+  BsLoopThread *thread;
+  BsMetrics *metrics; /* a shard of the service's registry */
+  BsHttpServer *server;
+  gpointer state;    /* the application's, from loop_setup */
+  gint beat_pending; /* atomic: a heartbeat asked and not yet answered */
+} ServiceLoop;
 
 typedef struct
 {
@@ -70,6 +93,14 @@ handle_openapi (BsRequest *request, gpointer user_data)
   bs_request_reply_bytes (request, 200, "application/json", service->openapi);
 }
 
+static void
+add_service_routes (BsService *service, BsRouter *router)
+{
+  bs_router_add (router, "GET", "/metrics", handle_metrics, service);
+  bs_router_add (router, "GET", "/livez", handle_livez, service);
+  bs_router_add (router, "GET", "/openapi.json", handle_openapi, service);
+}
+
 BsService *
 bs_service_new (const char *name, guint16 default_port, GError **error)
 {
@@ -100,13 +131,14 @@ bs_service_new_full (const char *name, const char *port_variable, guint16 defaul
       return NULL;
     }
   limits.request_timeout_ms = timeout_ms;
+  service->limits = limits;
+  service->n_loops = 1;
+  service->loops = g_ptr_array_new ();
 
   service->metrics = bs_metrics_new ();
   bs_process_metrics_register (service->metrics);
   service->router = bs_router_new ();
-  bs_router_add (service->router, "GET", "/metrics", handle_metrics, service);
-  bs_router_add (service->router, "GET", "/livez", handle_livez, service);
-  bs_router_add (service->router, "GET", "/openapi.json", handle_openapi, service);
+  add_service_routes (service, service->router);
   service->server = bs_http_server_new (service->router, service->metrics, &limits);
   service->loop = g_main_loop_new (NULL, FALSE);
   service->stop_funcs = g_array_new (FALSE, FALSE, sizeof (StopFunc));
@@ -118,9 +150,15 @@ bs_service_free (BsService *service)
 {
   if (service == NULL)
     return;
+  bs_service_stop_loops (service);
+  g_clear_pointer (&service->loops, g_ptr_array_unref);
   g_clear_handle_id (&service->drain_timeout_id, g_source_remove);
   g_clear_pointer (&service->watchdog, bs_watchdog_free);
   g_clear_object (&service->probe_session);
+  /* the application's state before the server: failing its queries replies
+   * through the server */
+  if (service->loop_teardown != NULL && service->loop0_state != NULL)
+    service->loop_teardown (g_steal_pointer (&service->loop0_state));
   g_clear_pointer (&service->server, bs_http_server_free); /* frees the router */
   g_clear_pointer (&service->metrics, bs_metrics_free);
   g_clear_pointer (&service->openapi, g_bytes_unref);
@@ -156,13 +194,109 @@ bs_service_set_openapi (BsService *service, GBytes *document)
   service->openapi = g_bytes_ref (document);
 }
 
+void
+bs_service_set_loops (BsService *service, guint n_loops, BsServiceLoopSetup setup,
+                      BsServiceLoopTeardown teardown, gpointer user_data)
+{
+  g_return_if_fail (n_loops >= 1 && setup != NULL);
+  service->n_loops = n_loops;
+  service->loop_setup = setup;
+  service->loop_teardown = teardown;
+  service->loop_data = user_data;
+}
+
+guint
+bs_service_get_n_loops (BsService *service)
+{
+  return service->n_loops;
+}
+
+/* On the loop's own thread. */
+static gboolean
+loop_start (gpointer user_data, GError **error)
+{
+  ServiceLoop *loop = user_data;
+  BsService *service = loop->service;
+  BsRouter *router = bs_router_new ();
+
+  add_service_routes (service, router);
+  loop->state = service->loop_setup (service, loop->index, router, loop->metrics,
+                                     service->loop_data, error);
+  if (loop->state == NULL)
+    {
+      bs_router_free (router);
+      return FALSE;
+    }
+  loop->server = bs_http_server_new (router, loop->metrics, &service->limits);
+  bs_http_server_share_limits (loop->server, service->server, service->n_loops);
+  return bs_http_server_listen_like (loop->server, service->server, error);
+}
+
+/* On the loop's own thread, once its loop ended. */
+static void
+loop_stop (gpointer user_data)
+{
+  ServiceLoop *loop = user_data;
+
+  if (loop->state != NULL && loop->service->loop_teardown != NULL)
+    loop->service->loop_teardown (g_steal_pointer (&loop->state));
+  g_clear_pointer (&loop->server, bs_http_server_free);
+}
+
+static void
+service_loop_free (ServiceLoop *loop)
+{
+  g_clear_pointer (&loop->thread, bs_loop_thread_free); /* runs loop_stop */
+  bs_metrics_remove_shard (loop->service->metrics, loop->metrics);
+  g_clear_pointer (&loop->metrics, bs_metrics_free);
+  g_free (loop);
+}
+
+void
+bs_service_stop_loops (BsService *service)
+{
+  while (service->loops != NULL && service->loops->len > 0)
+    service_loop_free (g_ptr_array_steal_index (service->loops, service->loops->len - 1));
+}
+
+static gboolean
+start_loops (BsService *service, GError **error)
+{
+  for (guint i = 1; i < service->n_loops; i++)
+    {
+      ServiceLoop *loop = g_new0 (ServiceLoop, 1);
+      g_autofree char *name = g_strdup_printf ("loop-%u", i);
+
+      loop->service = service;
+      loop->index = i;
+      loop->metrics = bs_metrics_new ();
+      bs_metrics_add_shard (service->metrics, loop->metrics);
+      loop->thread = bs_loop_thread_new (name, loop_start, loop_stop, loop, error);
+      if (loop->thread == NULL)
+        {
+          service_loop_free (loop);
+          return FALSE;
+        }
+      g_ptr_array_add (service->loops, loop);
+    }
+  return TRUE;
+}
+
 gboolean
 bs_service_listen (BsService *service, GError **error)
 {
+  if (service->loop_setup != NULL)
+    {
+      service->loop0_state = service->loop_setup (service, 0, service->router, service->metrics,
+                                                  service->loop_data, error);
+      if (service->loop0_state == NULL)
+        return FALSE;
+    }
+  bs_http_server_share_limits (service->server, service->server, service->n_loops);
   if (!bs_http_server_listen (service->server, service->bind_address, service->port, error))
     return FALSE;
   service->port = bs_http_server_get_port (service->server);
-  return TRUE;
+  return start_loops (service, error);
 }
 
 /* ---- watchdog: ping only after a real request to ourselves succeeds ------ */
@@ -204,15 +338,54 @@ probe_finished (GObject *source, GAsyncResult *result, gpointer user_data)
   g_free (probe);
 }
 
+/* On an extra loop's thread: it is turning. */
+static gboolean
+loop_heartbeat (gpointer user_data)
+{
+  ServiceLoop *loop = user_data;
+
+  g_atomic_int_set (&loop->beat_pending, 0);
+  return G_SOURCE_REMOVE;
+}
+
+/* TRUE when every extra loop answered the previous heartbeat; then asks
+ * again. A loop stuck for a whole watchdog interval fails the check. */
+static gboolean
+loops_turning (BsService *service)
+{
+  gboolean all = TRUE;
+
+  for (guint i = 0; i < service->loops->len; i++)
+    {
+      ServiceLoop *loop = g_ptr_array_index (service->loops, i);
+
+      if (g_atomic_int_get (&loop->beat_pending))
+        {
+          g_warning ("watchdog: event loop %u did not answer within one interval", loop->index);
+          all = FALSE;
+          continue;
+        }
+      g_atomic_int_set (&loop->beat_pending, 1);
+      bs_loop_thread_invoke (loop->thread, loop_heartbeat, loop);
+    }
+  return all;
+}
+
 static void
 watchdog_probe (BsWatchdogProbeDone done, gpointer done_data, gpointer user_data)
 {
   BsService *service = user_data;
-  Probe *probe = g_new0 (Probe, 1);
+  Probe *probe;
   const char *host = service->bind_address;
   g_autofree char *uri = NULL;
   g_autoptr (SoupMessage) msg = NULL;
 
+  if (!loops_turning (service))
+    {
+      done (FALSE, done_data);
+      return;
+    }
+  probe = g_new0 (Probe, 1);
   if (g_str_equal (host, "0.0.0.0"))
     host = "127.0.0.1";
   else if (g_str_equal (host, "::"))
@@ -253,7 +426,8 @@ bs_service_hold (BsService *service)
 static void
 quit_when_done (BsService *service)
 {
-  if (!service->stopping || !service->requests_drained || service->holds > 0)
+  if (!service->stopping || !service->requests_drained || service->loops_busy > 0
+      || service->holds > 0)
     return;
   g_message ("all requests and work finished; stopping");
   g_main_loop_quit (service->loop);
@@ -277,6 +451,51 @@ drained_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* On the main thread: an extra loop has no request left. */
+static gboolean
+loop_drained_main (gpointer user_data)
+{
+  BsService *service = user_data;
+
+  service->loops_busy--;
+  quit_when_done (service);
+  return G_SOURCE_REMOVE;
+}
+
+/* On the loop's thread. */
+static gboolean
+loop_drained (gpointer user_data)
+{
+  ServiceLoop *loop = user_data;
+  g_autoptr (GSource) source = g_idle_source_new ();
+
+  g_source_set_callback (source, loop_drained_main, loop->service, NULL);
+  g_source_attach (source, g_main_context_default ());
+  return G_SOURCE_REMOVE;
+}
+
+/* On the loop's thread: stop accepting, answer what was read, then say so. */
+static gboolean
+loop_begin_stop (gpointer user_data)
+{
+  ServiceLoop *loop = user_data;
+
+  bs_http_server_set_drained_func (loop->server, loop_drained, loop);
+  bs_http_server_stop_accepting (loop->server);
+  return G_SOURCE_REMOVE;
+}
+
+static guint
+in_flight_everywhere (BsService *service)
+{
+  guint n = bs_http_server_get_in_flight (service->server);
+
+  for (guint i = 0; i < service->loops->len; i++)
+    n += bs_http_server_get_in_flight (
+        ((ServiceLoop *) g_ptr_array_index (service->loops, i))->server);
+  return n;
+}
+
 static gboolean
 drain_timeout_cb (gpointer user_data)
 {
@@ -284,8 +503,7 @@ drain_timeout_cb (gpointer user_data)
 
   service->drain_timeout_id = 0;
   g_warning ("%u requests and %u other tasks still running after %d s; stopping anyway",
-             bs_http_server_get_in_flight (service->server), service->holds,
-             BS_SERVICE_DRAIN_TIMEOUT_S);
+             in_flight_everywhere (service), service->holds, BS_SERVICE_DRAIN_TIMEOUT_S);
   g_main_loop_quit (service->loop);
   return G_SOURCE_REMOVE;
 }
@@ -304,9 +522,8 @@ signal_cb (gpointer user_data)
   service->stopping = TRUE;
   bs_systemd_notify ("STOPPING=1");
   bs_systemd_notify_status ("Stopping: finishing %u requests in flight",
-                            bs_http_server_get_in_flight (service->server));
-  g_message ("stop requested; finishing %u requests in flight",
-             bs_http_server_get_in_flight (service->server));
+                            in_flight_everywhere (service));
+  g_message ("stop requested; finishing %u requests in flight", in_flight_everywhere (service));
   g_clear_pointer (&service->watchdog, bs_watchdog_free);
   for (guint i = 0; i < service->stop_funcs->len; i++)
     {
@@ -315,6 +532,12 @@ signal_cb (gpointer user_data)
     }
   service->drain_timeout_id
       = g_timeout_add_seconds (BS_SERVICE_DRAIN_TIMEOUT_S, drain_timeout_cb, service);
+  service->loops_busy = service->loops->len;
+  for (guint i = 0; i < service->loops->len; i++)
+    {
+      ServiceLoop *loop = g_ptr_array_index (service->loops, i);
+      bs_loop_thread_invoke (loop->thread, loop_begin_stop, loop);
+    }
   bs_http_server_set_drained_func (service->server, drained_cb, service);
   bs_http_server_stop_accepting (service->server);
   return G_SOURCE_CONTINUE;
@@ -332,15 +555,17 @@ bs_service_run (BsService *service)
   bs_systemd_notify ("READY=1");
   service->watchdog = bs_watchdog_new (watchdog_probe, service);
   bs_systemd_notify_status ("Serving on port %u", service->port);
-  g_message ("%s %s listening on %s:%u%s", service->name, BS_VERSION, service->bind_address,
-             service->port,
-             bs_http_server_is_socket_activated (service->server) ? " (socket-activated)" : "");
+  g_message ("%s %s listening on %s:%u%s, %u event loop%s", service->name, BS_VERSION,
+             service->bind_address, service->port,
+             bs_http_server_is_socket_activated (service->server) ? " (socket-activated)" : "",
+             service->n_loops, service->n_loops == 1 ? "" : "s");
 
   g_main_loop_run (service->loop);
 
   g_source_remove (term_id);
   g_source_remove (int_id);
   g_clear_pointer (&service->watchdog, bs_watchdog_free);
+  bs_service_stop_loops (service);
   g_message ("%s stopped", service->name);
   return 0;
 }

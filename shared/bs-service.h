@@ -30,7 +30,28 @@ BsRouter *bs_service_get_router (BsService *service);
 /* Served at GET /openapi.json. */
 void bs_service_set_openapi (BsService *service, GBytes *document);
 
+/* Several event loops (BOOKS_THREADS and the like). The service serves from
+ * @n_loops loops: loop 0 on the main thread, the others each on a thread of
+ * its own with its own GMainContext, HTTP server (accepting from the same
+ * listening socket), router and metrics shard (summed into the service's
+ * registry at a scrape). At bs_service_listen(), @setup runs once per loop,
+ * on that loop's thread with its context as the thread default: it adds the
+ * application's routes to @router, makes what the loop needs (its database
+ * pool, ...) counting into @metrics, and returns that state (NULL with
+ * @error set fails the start). @teardown frees it on the same thread once
+ * the loop has stopped. Nothing may be shared between loops without a lock
+ * or an atomic: each loop's handlers use their own state. */
+typedef gpointer (*BsServiceLoopSetup) (BsService *service, guint index, BsRouter *router,
+                                        BsMetrics *metrics, gpointer user_data, GError **error);
+typedef void (*BsServiceLoopTeardown) (gpointer state);
+void bs_service_set_loops (BsService *service, guint n_loops, BsServiceLoopSetup setup,
+                           BsServiceLoopTeardown teardown, gpointer user_data);
+guint bs_service_get_n_loops (BsService *service);
+
+/* Listens and starts the extra loops. */
 gboolean bs_service_listen (BsService *service, GError **error);
+/* Stops and joins the extra loops (bs_service_run() does, when it returns). */
+void bs_service_stop_loops (BsService *service);
 
 /* Called once when a stop begins (SIGTERM/SIGINT): stop taking new work.
  * Work still running holds the service (bs_service_hold()) until it is done

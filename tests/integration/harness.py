@@ -570,6 +570,8 @@ def clean_pg_env():
 # The daemon
 
 
+# Event loops per daemon in the tests: BOOKSTORE_TEST_THREADS, default 2.
+TEST_THREADS = os.environ.get("BOOKSTORE_TEST_THREADS", "2")
 _STRIP_ENV_PREFIXES = ("LISTEN_", "NOTIFY_", "WATCHDOG_", "BOOKS_", "ORDERS_", "REDIS_", "IDEMPOTENCY_",
                        "PG", "HTTP_")
 _STRIP_ENV = {"PORT", "BIND_ADDRESS", "JOURNAL_STREAM", "INVOCATION_ID", "G_MESSAGES_DEBUG",
@@ -584,6 +586,10 @@ def daemon_base_env():
     env = {k: v for k, v in os.environ.items()
            if k not in _STRIP_ENV and not k.startswith(_STRIP_ENV_PREFIXES)}
     env["G_SLICE"] = "always-malloc"  # as the units set it
+    # Several event loops whatever the machine (the default is one per CPU):
+    # the whole suite runs the daemons multi-threaded; a test sets 1 to see
+    # the single-loop behaviour.
+    env["BOOKS_THREADS"] = TEST_THREADS
     return env
 
 

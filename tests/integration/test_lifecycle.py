@@ -130,7 +130,8 @@ def test_default_port_is_used_when_port_unset(daemons, pg):
 
 
 def test_sigterm_finishes_in_flight_requests(daemons, pg):
-    d = daemons.start(env={"BOOKS_DB_TIMEOUT_MS": "30000"})
+    # a pool big enough for the 3 queries on whichever loop they land
+    d = daemons.start(env={"BOOKS_DB_TIMEOUT_MS": "30000", "BOOKS_DB_POOL_SIZE": "8"})
     d.api.create_book(title="in flight")
     n = 3
     with TableLock(pg, d.db) as lock:

@@ -468,6 +468,134 @@ test_wrong_label_count (Fixture *f, gconstpointer user_data)
   g_assert_cmpuint (count_prefix (text, "w_total"), ==, 0);
 }
 
+/* ---- shards: one registry per event loop, summed at a scrape ---- */
+
+static void
+register_loop_families (BsMetrics *metrics, BsMetricFamily **c, BsMetricFamily **g,
+                        BsMetricFamily **h)
+{
+  static const double buckets[] = { 0.1, 1.0 };
+
+  *c = bs_metrics_counter (metrics, "req_total", "Requests.",
+                           (const char *const[]){ "code", NULL });
+  *g = bs_metrics_gauge (metrics, "open", "Open.", NULL);
+  *h = bs_metrics_histogram (metrics, "dur_seconds", "Duration.", NULL, buckets, 2);
+}
+
+static void
+test_shards_summed (Fixture *f, gconstpointer user_data)
+{
+  g_autoptr (BsMetrics) shard = bs_metrics_new ();
+  BsMetricFamily *c0, *g0, *h0, *c1, *g1, *h1;
+  g_autofree char *text = NULL;
+  g_autofree char *alone = NULL;
+
+  register_loop_families (f->metrics, &c0, &g0, &h0);
+  register_loop_families (shard, &c1, &g1, &h1);
+  bs_metrics_add_shard (f->metrics, shard);
+
+  bs_metric_inc (c0, (const char *const[]){ "200", NULL }, 3);
+  bs_metric_inc (c1, (const char *const[]){ "200", NULL }, 4);
+  bs_metric_inc (c1, (const char *const[]){ "404", NULL }, 1); /* only in the shard */
+  bs_metric_set (g0, NULL, 2);
+  bs_metric_set (g1, NULL, 5);
+  bs_metric_observe (h0, NULL, 0.0625);
+  bs_metric_observe (h1, NULL, 0.5);
+  bs_metric_observe (h1, NULL, 7);
+
+  text = render (f);
+  check_line (text, "req_total{code=\"200\"} 7");
+  check_line (text, "req_total{code=\"404\"} 1");
+  check_line (text, "open 7");
+  check_line (text, "dur_seconds_bucket{le=\"0.1\"} 1");
+  check_line (text, "dur_seconds_bucket{le=\"1\"} 2");
+  check_line (text, "dur_seconds_bucket{le=\"+Inf\"} 3");
+  check_line (text, "dur_seconds_count 3");
+  check_line (text, "dur_seconds_sum 7.5625");
+  g_assert_cmpuint (count_prefix (text, "# TYPE req_total"), ==, 1);
+
+  bs_metrics_remove_shard (f->metrics, shard);
+  alone = render (f);
+  check_line (alone, "req_total{code=\"200\"} 3");
+  g_assert_false (has_line (alone, "req_total{code=\"404\"} 1"));
+  check_line (alone, "open 2");
+}
+
+typedef struct
+{
+  BsMetricFamily *counter;
+  BsMetricFamily *histogram;
+  guint n;
+} Hammer;
+
+static gpointer
+hammer_thread (gpointer data)
+{
+  Hammer *hammer = data;
+
+  for (guint i = 0; i < hammer->n; i++)
+    {
+      /* a new label set now and then: the shard's table grows meanwhile */
+      g_autofree char *code = g_strdup_printf ("%u", i % 50 == 0 ? i : 200);
+      bs_metric_inc (hammer->counter, (const char *const[]){ code, NULL }, 1);
+      bs_metric_observe (hammer->histogram, NULL, 0.5);
+    }
+  return NULL;
+}
+
+static double
+sum_of (const char *text, const char *prefix)
+{
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  double sum = 0;
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (g_str_has_prefix (lines[i], prefix))
+      sum += g_ascii_strtod (strrchr (lines[i], ' ') + 1, NULL);
+  return sum;
+}
+
+/* Loops update their shards while another thread scrapes: every render is
+ * whole (what a loop counted is never half there), and nothing is lost. */
+static void
+test_shards_concurrent (Fixture *f, gconstpointer user_data)
+{
+  const guint n = 20000;
+  g_autoptr (BsMetrics) shard_a = bs_metrics_new ();
+  g_autoptr (BsMetrics) shard_b = bs_metrics_new ();
+  BsMetricFamily *c, *g, *h;
+  Hammer a = { 0 }, b = { 0 };
+  GThread *ta, *tb;
+  g_autofree char *text = NULL;
+  guint renders = 0;
+
+  register_loop_families (f->metrics, &c, &g, &h);
+  register_loop_families (shard_a, &a.counter, &g, &a.histogram);
+  register_loop_families (shard_b, &b.counter, &g, &b.histogram);
+  a.n = b.n = n;
+  bs_metrics_add_shard (f->metrics, shard_a);
+  bs_metrics_add_shard (f->metrics, shard_b);
+
+  ta = g_thread_new ("a", hammer_thread, &a);
+  tb = g_thread_new ("b", hammer_thread, &b);
+  for (; renders < 200; renders++)
+    {
+      g_autofree char *partial = render (f);
+      double count = sum_of (partial, "dur_seconds_count");
+      double inf = sum_of (partial, "dur_seconds_bucket{le=\"+Inf\"}");
+      g_assert_cmpfloat (count, ==, inf);
+      g_assert_cmpfloat (count, <=, 2.0 * n);
+    }
+  g_thread_join (ta);
+  g_thread_join (tb);
+
+  text = render (f);
+  g_assert_cmpfloat (sum_of (text, "req_total{"), ==, 2.0 * n);
+  g_assert_cmpfloat (sum_of (text, "dur_seconds_count"), ==, 2.0 * n);
+  bs_metrics_remove_shard (f->metrics, shard_a);
+  bs_metrics_remove_shard (f->metrics, shard_b);
+}
+
 /* ---- process metrics ---- */
 
 static void
@@ -635,6 +763,8 @@ main (int argc, char **argv)
   ADD ("/bs/metrics/promtool", test_promtool);
   ADD ("/bs/metrics/promtool-empty", test_promtool_empty);
   ADD ("/bs/metrics/remove", test_remove);
+  ADD ("/bs/metrics/shards-summed", test_shards_summed);
+  ADD ("/bs/metrics/shards-concurrent", test_shards_concurrent);
 #undef ADD
   g_test_add_func ("/bs/metrics/sorted", test_sorted);
   g_test_add_func ("/bs/metrics/collectors", test_collectors);
