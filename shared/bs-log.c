@@ -8,6 +8,16 @@
 #include <unistd.h>
 
 static gboolean use_journald = FALSE;
+static BsAccessLog access_mode = BS_ACCESS_LOG_ALL;
+static guint access_max_per_s = 0;
+
+/* The budget of successful-request records in the current second, shared by
+ * every event loop: only a request about to be logged takes the lock, and
+ * writing the record costs far more. */
+static GMutex access_lock;
+static gint64 access_window_s;
+static guint access_in_window;
+static guint64 access_left_out;
 
 static const char *
 level_name (GLogLevelFlags level)
@@ -138,12 +148,87 @@ bs_log_request_full (const char *log_domain, GLogLevelFlags level, const char *r
 }
 
 void
+bs_log_set_access (BsAccessLog mode, guint max_per_s)
+{
+  access_mode = mode;
+  access_max_per_s = max_per_s;
+}
+
+/* TRUE when a successful request's record fits this second's budget; sets
+ * *@left_out to the records left out before it, to say so once. */
+static gboolean
+access_within_budget (guint64 *left_out)
+{
+  gint64 now_s = g_get_monotonic_time () / G_USEC_PER_SEC;
+  gboolean ok;
+
+  *left_out = 0;
+  g_mutex_lock (&access_lock);
+  if (now_s != access_window_s)
+    {
+      access_window_s = now_s;
+      access_in_window = 0;
+    }
+  ok = access_in_window < access_max_per_s;
+  if (ok)
+    {
+      access_in_window++;
+      *left_out = access_left_out;
+      access_left_out = 0;
+    }
+  else
+    access_left_out++;
+  g_mutex_unlock (&access_lock);
+  return ok;
+}
+
+gboolean
+bs_access_log_from_string (const char *text, BsAccessLog *mode)
+{
+  static const char *const names[] = { "all", "errors", "off" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    if (g_strcmp0 (text, names[i]) == 0)
+      {
+        *mode = (BsAccessLog) i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+void
 bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
                     const char *method, const char *path, guint status, double duration_ms)
 {
   char status_buf[16];
   char duration_buf[G_ASCII_DTOSTR_BUF_SIZE];
   g_autofree char *message = NULL;
+
+  guint64 left_out = 0;
+
+  if (access_mode == BS_ACCESS_LOG_OFF || (access_mode == BS_ACCESS_LOG_ERRORS && status < 400))
+    return;
+  if (status < 400 && access_max_per_s > 0 && !access_within_budget (&left_out))
+    return;
+  if (left_out > 0)
+    {
+      char count[32];
+      g_autofree char *note = NULL;
+
+      g_snprintf (count, sizeof count, "%" G_GUINT64_FORMAT, left_out);
+      note = g_strdup_printf ("access log: %s records of successful requests left out (over "
+                              "ACCESS_LOG_MAX_PER_S=%u)",
+                              count, access_max_per_s);
+      {
+        GLogField fields[] = {
+          { "PRIORITY", priority_for (G_LOG_LEVEL_INFO), -1 },
+          { "GLIB_DOMAIN", log_domain, -1 },
+          { "ACCESS_LOG_LEFT_OUT", count, -1 },
+          { "MESSAGE", note, -1 },
+        };
+        g_log_structured_array (G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS (fields));
+      }
+    }
 
   g_snprintf (status_buf, sizeof status_buf, "%u", status);
   g_ascii_formatd (duration_buf, sizeof duration_buf, "%.3f", duration_ms);

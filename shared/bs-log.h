@@ -25,7 +25,26 @@ void bs_log_request_full (const char *log_domain, GLogLevelFlags level, const ch
   bs_log_request_full (G_LOG_DOMAIN, level, request_id, __FILE__, G_STRINGIFY (__LINE__),          \
                        G_STRFUNC, __VA_ARGS__)
 
-/* One access record per HTTP request. */
+/* Which requests get an access record (ACCESS_LOG): every one, those
+ * answered 4xx or 5xx, or none. Set once at startup, before any loop runs. */
+typedef enum
+{
+  BS_ACCESS_LOG_ALL,
+  BS_ACCESS_LOG_ERRORS,
+  BS_ACCESS_LOG_OFF,
+} BsAccessLog;
+
+/* @max_per_s: at most this many records of successful requests (status
+ * below 400) per second, 0 for no limit; beyond it they are counted, not
+ * written, and one record says how many were left out. Errors always go out. */
+void bs_log_set_access (BsAccessLog mode, guint max_per_s);
+/* Under journald's default rate limit (10,000 records in 30 s per unit, past
+ * which it drops them anyway) with room for the other messages. */
+#define BS_ACCESS_LOG_DEFAULT_MAX_PER_S 250
+/* "all", "errors" or "off"; FALSE for anything else. */
+gboolean bs_access_log_from_string (const char *text, BsAccessLog *mode);
+
+/* One access record per HTTP request (as ACCESS_LOG says). */
 void bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
                          const char *method, const char *path, guint status, double duration_ms);
 

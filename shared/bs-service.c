@@ -4,6 +4,7 @@
 #include "bs-build-config.h"
 #include "bs-config.h"
 #include "bs-error.h"
+#include "bs-log.h"
 #include "bs-loop-thread.h"
 #include "bs-process-metrics.h"
 #include "bs-request.h"
@@ -114,6 +115,9 @@ bs_service_new_full (const char *name, const char *port_variable, guint16 defaul
   g_autoptr (BsService) service = g_new0 (BsService, 1);
   BsHttpLimits limits;
   guint timeout_ms = 0;
+  g_autofree char *access_log = NULL;
+  BsAccessLog access_mode = BS_ACCESS_LOG_ALL;
+  guint access_max_per_s = 0;
 
   service->name = g_strdup (name);
   bs_http_limits_init_default (&limits);
@@ -122,8 +126,18 @@ bs_service_new_full (const char *name, const char *port_variable, guint16 defaul
       || !bs_config_get_uint ("HTTP_REQUEST_TIMEOUT_MS", limits.request_timeout_ms, 100,
                               3600 * 1000, &timeout_ms, error)
       || !bs_config_get_uint ("HTTP_MAX_CONNECTIONS", limits.max_connections, 1, 10000000,
-                              &limits.max_connections, error))
+                              &limits.max_connections, error)
+      || !bs_config_get_string ("ACCESS_LOG", "all", &access_log, error)
+      || !bs_config_get_uint ("ACCESS_LOG_MAX_PER_S", BS_ACCESS_LOG_DEFAULT_MAX_PER_S, 0, 1000000,
+                              &access_max_per_s, error))
     return NULL;
+  if (!bs_access_log_from_string (access_log, &access_mode))
+    {
+      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG,
+                   "ACCESS_LOG=\"%s\" is invalid: expected all, errors or off", access_log);
+      return NULL;
+    }
+  bs_log_set_access (access_mode, access_max_per_s);
   if (!g_hostname_is_ip_address (service->bind_address))
     {
       g_set_error (error, BS_ERROR, BS_ERROR_CONFIG,
