@@ -160,5 +160,6 @@ def test_every_loop_reconnects_after_a_database_restart(daemons, pg):
         return set(codes) == {200}
 
     wait_for(all_ok, scaled(20), interval=0.5, message="every loop answering 200 after the restart")
-    samples = scrape(d)
-    assert metric_value(samples, "db_pool_connections", state="down") == 0
+    # and in the end every pooled connection of every loop is back
+    wait_for(lambda: metric_value(scrape(d), "db_pool_connections", state="down") == 0,
+             scaled(15), interval=0.5, message="no pooled connection down")
