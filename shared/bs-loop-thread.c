@@ -1,6 +1,8 @@
 /* bs-loop-thread.c: see bs-loop-thread.h. */
 #include "bs-loop-thread.h"
 
+#include "bs-loop.h"
+
 struct _BsLoopThread
 {
   GThread *thread;
@@ -110,9 +112,5 @@ bs_loop_thread_get_context (BsLoopThread *self)
 void
 bs_loop_thread_invoke (BsLoopThread *self, GSourceFunc func, gpointer data)
 {
-  g_autoptr (GSource) source = g_idle_source_new ();
-
-  g_source_set_priority (source, G_PRIORITY_DEFAULT);
-  g_source_set_callback (source, func, data, NULL);
-  g_source_attach (source, self->context);
+  bs_invoke_on (self->context, func, data, NULL);
 }

@@ -41,6 +41,16 @@ bs_fd_add (int fd, GIOCondition condition, GUnixFDSourceFunc func, gpointer data
 }
 
 void
+bs_invoke_on (GMainContext *context, GSourceFunc func, gpointer data, GDestroyNotify destroy)
+{
+  g_autoptr (GSource) source = g_idle_source_new ();
+
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, func, data, destroy);
+  g_source_attach (source, context != NULL ? context : g_main_context_default ());
+}
+
+void
 bs_source_remove (guint id)
 {
   GMainContext *context = g_main_context_get_thread_default ();

@@ -17,6 +17,10 @@ guint bs_timeout_add_seconds (guint interval_s, GSourceFunc func, gpointer data)
 guint bs_idle_add (GSourceFunc func, gpointer data);
 guint bs_fd_add (int fd, GIOCondition condition, GUnixFDSourceFunc func, gpointer data);
 
+/* Call @func(@data) soon on @context's loop (NULL: the global default, the
+ * main thread's), from any thread; @destroy (may be NULL) frees @data after. */
+void bs_invoke_on (GMainContext *context, GSourceFunc func, gpointer data, GDestroyNotify destroy);
+
 /* For g_clear_handle_id(): destroys source @id of this thread's context. */
 void bs_source_remove (guint id);
 

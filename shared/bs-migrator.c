@@ -1,6 +1,7 @@
 /* bs-migrator.c: the retry loop around bs_migrate_async(). */
 #include "bs-migrator.h"
 
+#include "bs-loop.h"
 #include "bs-migrate.h"
 #include "bs-systemd.h"
 
@@ -63,7 +64,7 @@ each_pool_but (BsMigrator *migrator, BsDbPool *except, void (*op) (BsDbPool *poo
       call = g_new0 (PoolCall, 1);
       call->op = op;
       call->pool = other->pool;
-      g_main_context_invoke_full (other->context, G_PRIORITY_DEFAULT, pool_call_run, call, g_free);
+      bs_invoke_on (other->context, pool_call_run, call, g_free);
     }
 }
 
@@ -84,18 +85,13 @@ pool_connected_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-typedef struct
-{
-  BsMigrator *migrator;
-  BsDbPool *pool;
-} ConnectedNews;
-
+/* On the main thread: another loop's pool is connected again. */
 static gboolean
 other_connected_main (gpointer data)
 {
-  ConnectedNews *news = data;
+  OtherPool *other = data;
 
-  each_pool_but (news->migrator, news->pool, bs_db_pool_reconnect_now);
+  each_pool_but (other->migrator, other->pool, bs_db_pool_reconnect_now);
   return G_SOURCE_REMOVE;
 }
 
@@ -188,10 +184,8 @@ static gboolean
 other_schema_lost_cb (gpointer user_data)
 {
   OtherPool *other = user_data;
-  g_autoptr (GSource) source = g_idle_source_new ();
 
-  g_source_set_callback (source, schema_lost_cb, other->migrator, NULL);
-  g_source_attach (source, g_main_context_default ());
+  bs_invoke_on (NULL, schema_lost_cb, other->migrator, NULL);
   return G_SOURCE_REMOVE;
 }
 
@@ -199,14 +193,7 @@ other_schema_lost_cb (gpointer user_data)
 static gboolean
 other_connected_cb (gpointer user_data)
 {
-  OtherPool *other = user_data;
-  ConnectedNews *news = g_new0 (ConnectedNews, 1);
-  g_autoptr (GSource) source = g_idle_source_new ();
-
-  news->migrator = other->migrator;
-  news->pool = other->pool;
-  g_source_set_callback (source, other_connected_main, news, g_free);
-  g_source_attach (source, g_main_context_default ());
+  bs_invoke_on (NULL, other_connected_main, user_data, NULL);
   return G_SOURCE_REMOVE;
 }
 

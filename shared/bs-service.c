@@ -6,6 +6,7 @@
 #include "bs-error.h"
 #include "bs-log.h"
 #include "bs-loop-thread.h"
+#include "bs-loop.h"
 #include "bs-process-metrics.h"
 #include "bs-request.h"
 #include "bs-systemd.h"
@@ -481,10 +482,8 @@ static gboolean
 loop_drained (gpointer user_data)
 {
   ServiceLoop *loop = user_data;
-  g_autoptr (GSource) source = g_idle_source_new ();
 
-  g_source_set_callback (source, loop_drained_main, loop->service, NULL);
-  g_source_attach (source, g_main_context_default ());
+  bs_invoke_on (NULL, loop_drained_main, loop->service, NULL);
   return G_SOURCE_REMOVE;
 }
 
