@@ -117,7 +117,8 @@ for s in "${systems[@]}"; do
   esac
 done
 for s in "${orders_systems[@]}"; do
-  [[ $s == orders || $s == gin-orders ]] || die "ORDERS_SYSTEMS: unknown system '$s'"
+  [[ $s == orders || $s =~ ^orders-c[1-9][0-9]*$ || $s == gin-orders ]] \
+    || die "ORDERS_SYSTEMS: unknown system '$s'"
 done
 # The check compares with books and orders: they always run. The floor and
 # pgbench have nothing to check.
@@ -251,10 +252,13 @@ start_system() {
       bench_start_daemon "$name" "$tmp/$name.log" "$tmp/bin/libsoup-floor" \
         FLOOR_BODY_FILE="$tmp/floor-body.json"
       ;;
-    orders)
+    orders | orders-c*)
+      # orders-cN: ours with BOOKS_MAX_CONNECTIONS=N
+      local conns=()
+      [[ $name == orders-c* ]] && conns=(BOOKS_MAX_CONNECTIONS="${name#orders-c}")
       bench_start_daemon "$name" "$tmp/$name.log" "$orders_bin" \
-        DATABASE_URL="$(dsn orders)" ORDERS_DB_POOL_SIZE="$pool_size" \
-        BOOKS_SERVICE_URL="${base_of[books]}"
+        DATABASE_URL="$(dsn "${name//-/_}")" ORDERS_DB_POOL_SIZE="$pool_size" \
+        BOOKS_SERVICE_URL="${base_of[books]}" "${conns[@]}"
       ;;
     gin-orders)
       local file
@@ -353,7 +357,7 @@ check_orders() {
     '{"book_id": 5, "quantity": 2}' '{"book_id": 5, "quantity": 2}' '{"book_id": 5, "quantity": 3}')
   local keys=("" "" "" "" "" "" key-1 key-1 key-1)
   for s in "${orders_systems[@]}"; do
-    [[ $s == orders ]] && continue
+    [[ $s == orders || $s == orders-c* ]] && continue # ours, differently configured
     for i in "${!bodies[@]}"; do
       body=${bodies[i]}
       key=${keys[i]}
@@ -503,6 +507,7 @@ describe() {
     floor) echo "bare libsoup-3, constant body" ;;
     pgbench) echo "pgbench, the same SELECT" ;;
     orders) echo "bookstore-orders" ;;
+    orders-c*) echo "bookstore-orders, ${1#orders-c} conns to Books" ;;
     gin-orders) echo "Gin + pgx Orders" ;;
   esac
 }

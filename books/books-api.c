@@ -15,7 +15,7 @@
 static void
 reply_book_row (BsRequest *request, const PGresult *res, guint ok_status)
 {
-  g_autoptr (JsonNode) book = NULL;
+  g_autoptr (GString) body = NULL;
 
   if (PQntuples (res) == 0)
     {
@@ -27,8 +27,9 @@ reply_book_row (BsRequest *request, const PGresult *res, guint ok_status)
       bs_request_reply_error_literal (request, BS_ERROR_GONE, "book was deleted");
       return;
     }
-  book = books_book_to_json (res, 0, 0);
-  bs_request_reply_json (request, ok_status, book);
+  body = g_string_sized_new (512);
+  books_book_append_json (body, res, 0, 0);
+  bs_request_reply_string (request, ok_status, g_steal_pointer (&body));
 }
 
 /* The {id} path parameter as decimal text for a query, or reply 400. */
@@ -83,20 +84,27 @@ list_done (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (CallContext) ctx = user_data;
   g_autoptr (PGresult) res
       = bs_db_pool_query_finish_or_reply (ctx->api->pool, result, ctx->request);
-  g_autoptr (JsonArray) books = json_array_new ();
-  g_autoptr (JsonNode) body = json_node_new (JSON_NODE_ARRAY);
+  g_autoptr (GString) body = NULL;
   gint64 total = 0;
+  gboolean first = TRUE;
 
   if (res == NULL)
     return;
   if (PQntuples (res) > 0)
     total = g_ascii_strtoll (PQgetvalue (res, 0, 0), NULL, 10);
+  body = g_string_sized_new (512);
+  g_string_append_c (body, '[');
   for (int row = 0; row < PQntuples (res); row++)
     if (!PQgetisnull (res, row, 1))
-      json_array_add_element (books, books_book_to_json (res, row, 1));
-  json_node_set_array (body, books);
+      {
+        if (!first)
+          g_string_append_c (body, ',');
+        first = FALSE;
+        books_book_append_json (body, res, row, 1);
+      }
+  g_string_append_c (body, ']');
   bs_page_set_headers (ctx->request, &ctx->page, total);
-  bs_request_reply_json (ctx->request, 200, body);
+  bs_request_reply_string (ctx->request, 200, g_steal_pointer (&body));
 }
 
 static void

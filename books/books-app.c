@@ -80,6 +80,8 @@ books_app_new (GError **error)
                               &options->query_timeout_ms, error)
       || !bs_config_get_uint ("BOOKS_DB_MAX_WAITING", options->max_waiting, 1, 1000000,
                               &options->max_waiting, error)
+      || !bs_config_get_uint ("BOOKS_DB_PIPELINE_DEPTH", options->pipeline_depth, 1, 1024,
+                              &options->pipeline_depth, error)
       || !bs_config_get_threads ("BOOKS_THREADS", &n_loops, error))
     return NULL;
 

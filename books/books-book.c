@@ -2,6 +2,7 @@
 #include "books-book.h"
 
 #include "bs-error.h"
+#include "bs-json-writer.h"
 #include "bs-json.h"
 #include "bs-money.h"
 
@@ -83,43 +84,39 @@ books_book_input_parse (JsonObject *object, gboolean partial, BooksBookInput *in
 }
 
 static void
-add_text (JsonBuilder *builder, const char *name, const PGresult *result, int row, int col)
+append_text (GString *out, const char *name, const PGresult *result, int row, int col)
 {
-  json_builder_set_member_name (builder, name);
+  g_string_append (out, name);
   if (PQgetisnull (result, row, col))
-    json_builder_add_null_value (builder);
+    g_string_append (out, "null");
   else
-    json_builder_add_string_value (builder, PQgetvalue (result, row, col));
+    bs_json_append_string_glib (out, PQgetvalue (result, row, col), PQgetlength (result, row, col));
 }
 
-JsonNode *
-books_book_to_json (const PGresult *result, int row, int first_col)
+void
+books_book_append_json (GString *out, const PGresult *result, int row, int first_col)
 {
-  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  const char *price_text = PQgetvalue (result, row, first_col + 4);
   gint64 cents = 0;
   g_autofree char *price = NULL;
 
   /* PostgreSQL renders numeric(10,2) as "15.99": reparse so what we answer
    * is always our own canonical form */
-  if (bs_money_parse (PQgetvalue (result, row, first_col + 4), &cents, NULL))
+  if (bs_money_parse (price_text, &cents, NULL))
     price = bs_money_format (cents);
-  else
-    price = g_strdup (PQgetvalue (result, row, first_col + 4));
 
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "id");
-  json_builder_add_int_value (builder,
-                              g_ascii_strtoll (PQgetvalue (result, row, first_col), NULL, 10));
-  add_text (builder, "title", result, row, first_col + 1);
-  add_text (builder, "author", result, row, first_col + 2);
-  add_text (builder, "description", result, row, first_col + 3);
-  json_builder_set_member_name (builder, "price");
-  json_builder_add_string_value (builder, price);
-  json_builder_set_member_name (builder, "active");
-  json_builder_add_boolean_value (
-      builder, g_str_equal (PQgetvalue (result, row, first_col + BOOKS_BOOK_COL_ACTIVE), "t"));
-  add_text (builder, "created_at", result, row, first_col + 6);
-  add_text (builder, "updated_at", result, row, first_col + 7);
-  json_builder_end_object (builder);
-  return json_builder_get_root (builder);
+  g_string_append_printf (out, "{\"id\":%" G_GINT64_FORMAT,
+                          g_ascii_strtoll (PQgetvalue (result, row, first_col), NULL, 10));
+  append_text (out, ",\"title\":", result, row, first_col + 1);
+  append_text (out, ",\"author\":", result, row, first_col + 2);
+  append_text (out, ",\"description\":", result, row, first_col + 3);
+  g_string_append (out, ",\"price\":");
+  bs_json_append_string_glib (out, price != NULL ? price : price_text, -1);
+  g_string_append (out,
+                   g_str_equal (PQgetvalue (result, row, first_col + BOOKS_BOOK_COL_ACTIVE), "t")
+                       ? ",\"active\":true"
+                       : ",\"active\":false");
+  append_text (out, ",\"created_at\":", result, row, first_col + 6);
+  append_text (out, ",\"updated_at\":", result, row, first_col + 7);
+  g_string_append_c (out, '}');
 }

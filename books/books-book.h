@@ -39,7 +39,9 @@ gboolean books_book_input_parse (JsonObject *object, gboolean partial, BooksBook
 #define BOOKS_BOOK_N_COLUMNS 8
 #define BOOKS_BOOK_COL_ACTIVE 5
 
-/* The book at @row, columns starting at @first_col, as a JSON object. */
-JsonNode *books_book_to_json (const PGresult *result, int row, int first_col);
+/* Append the book at @row, columns starting at @first_col, to @out as a JSON
+ * object: written directly (no tree), byte for byte what json-glib's
+ * generator wrote for it before. */
+void books_book_append_json (GString *out, const PGresult *result, int row, int first_col);
 
 G_END_DECLS

@@ -10,6 +10,7 @@ static const char environment_help[]
       "  BOOKS_DB_POOL_SIZE        database connections, shared by the loops (default 4)\n"
       "  BOOKS_THREADS             event loops serving requests (default: one per CPU)\n"
       "  BOOKS_DB_TIMEOUT_MS       deadline of one database query (default 5000)\n"
+      "  BOOKS_DB_PIPELINE_DEPTH   reads in flight on one connection (default 32)\n"
       "  HTTP_REQUEST_TIMEOUT_MS   deadline to receive a request, and keep-alive\n"
       "                            idle limit (default 15000)\n";
 

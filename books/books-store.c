@@ -1,4 +1,5 @@
-/* books-store.c: every statement is parameterised and prepared once per connection. */
+/* books-store.c: every statement is parameterised and prepared once per connection;
+ * the reads are marked, so that the pool pipelines them. */
 #include "books-store.h"
 
 #include "books-book.h"
@@ -7,8 +8,10 @@ const BsDbStatement books_store_statements[] = {
   { BOOKS_SQL_LIST,
     "SELECT t.total, b.* FROM (SELECT count(*) AS total FROM books WHERE active) t "
     "LEFT JOIN LATERAL (SELECT " BOOKS_BOOK_COLUMNS " FROM books WHERE active "
-    "ORDER BY created_at DESC, id DESC LIMIT $1::bigint OFFSET $2::bigint) b ON true" },
-  { BOOKS_SQL_GET, "SELECT " BOOKS_BOOK_COLUMNS " FROM books WHERE id = $1::bigint" },
+    "ORDER BY created_at DESC, id DESC LIMIT $1::bigint OFFSET $2::bigint) b ON true",
+    .read_only = TRUE },
+  { BOOKS_SQL_GET, "SELECT " BOOKS_BOOK_COLUMNS " FROM books WHERE id = $1::bigint",
+    .read_only = TRUE },
   { BOOKS_SQL_CREATE,
     "INSERT INTO books (title, author, description, price) "
     "VALUES ($1::text, $2::text, $3::text, $4::numeric) RETURNING " BOOKS_BOOK_COLUMNS },

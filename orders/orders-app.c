@@ -32,10 +32,13 @@
 struct _OrdersApp
 {
   BsService *service;
-  BsDbPool *pool;
+  BsDbPool *pool; /* loop 0's: also the relay's, the status consumer's, the purge's */
   BsMigrator *migrator;
-  OrdersBooks *books;
-  OrdersApi api;
+  OrdersBooks *books; /* loop 0's; the other loops' share its circuit breaker */
+  BsDbOptions db_options;
+  guint pool_size; /* ORDERS_DB_POOL_SIZE: shared out between the loops */
+  OrdersBooksOptions books_options;
+  char *books_url;
   char *dsn;
   guint key_retention_hours;
   guint purge_id;
@@ -51,13 +54,78 @@ struct _OrdersApp
   BsStreamTrimmer *trimmer; /* the events stream, on the relay's connection */
 };
 
+/* What one event loop serves with. Loop 0's pool and Books client are the
+ * app's (made before the loops, on the main thread); the others own theirs. */
+typedef struct
+{
+  OrdersApp *app;
+  guint index;
+  BsDbPool *pool;
+  OrdersBooks *books;
+  OrdersApi api;
+} OrdersLoop;
+
+static guint
+pool_share (OrdersApp *app, guint index, guint n_loops)
+{
+  return MAX (app->pool_size / n_loops + (index < app->pool_size % n_loops ? 1 : 0), 1);
+}
+
+static gpointer
+orders_loop_setup (BsService *service, guint index, BsRouter *router, BsMetrics *metrics,
+                   gpointer user_data, GError **error)
+{
+  OrdersApp *app = user_data;
+  g_autofree OrdersLoop *loop = g_new0 (OrdersLoop, 1);
+
+  loop->app = app;
+  loop->index = index;
+  if (index == 0)
+    {
+      loop->pool = app->pool;
+      loop->books = app->books;
+    }
+  else
+    {
+      BsDbOptions options = app->db_options;
+
+      loop->books = orders_books_new (&app->books_options, app->books, metrics, error);
+      if (loop->books == NULL)
+        return NULL;
+      options.size = pool_share (app, index, bs_service_get_n_loops (service));
+      loop->pool = bs_db_pool_new (app->dsn, orders_store_statements, &options, metrics);
+      bs_migrator_add_pool (app->migrator, loop->pool);
+    }
+  loop->api.pool = loop->pool;
+  loop->api.migrator = app->migrator;
+  loop->api.books = loop->books;
+  loop->api.relay = app->relay;
+  loop->api.status = app->status;
+  orders_api_init_metrics (&loop->api, metrics);
+  orders_api_register (&loop->api, router);
+  return g_steal_pointer (&loop);
+}
+
+static void
+orders_loop_teardown (gpointer data)
+{
+  OrdersLoop *loop = data;
+
+  if (loop->index > 0)
+    {
+      bs_db_pool_free (loop->pool);
+      orders_books_free (loop->books);
+    }
+  g_free (loop);
+}
+
 static gboolean
 read_books_options (OrdersBooksOptions *options, char **base_url, GError **error)
 {
   options->timeout_ms = 2000;
   options->failure_threshold = 5;
   options->cooldown_ms = 10000;
-  options->max_connections = 64;
+  options->max_connections = 16;
   options->max_waiting = 256;
   if (!bs_config_get_string ("BOOKS_SERVICE_URL", NULL, base_url, error)
       || !bs_config_get_uint ("BOOKS_TIMEOUT_MS", options->timeout_ms, 100, 60000,
@@ -223,44 +291,45 @@ orders_app_new (GError **error)
 {
   g_autoptr (OrdersApp) app = g_new0 (OrdersApp, 1);
   g_autoptr (GBytes) openapi = NULL;
-  g_autofree char *books_url = NULL;
-  OrdersBooksOptions books_options;
-  BsDbOptions options;
+  BsDbOptions *options = &app->db_options;
+  BsDbOptions loop0_options;
+  guint n_loops = 1;
 
   orders_register_resource (); /* migrations and the OpenAPI document */
-  bs_db_options_init_default (&options);
-  options.application_name = SERVICE_NAME;
+  bs_db_options_init_default (options);
+  options->application_name = SERVICE_NAME;
   app->key_retention_hours = 24;
   if (!bs_config_get_pg_dsn ("DATABASE_URL", &app->dsn, error)
-      || !bs_config_get_uint ("ORDERS_DB_POOL_SIZE", options.size, 1, 64, &options.size, error)
-      || !bs_config_get_uint ("ORDERS_DB_TIMEOUT_MS", options.query_timeout_ms, 100, 600000,
-                              &options.query_timeout_ms, error)
-      || !bs_config_get_uint ("ORDERS_DB_MAX_WAITING", options.max_waiting, 1, 1000000,
-                              &options.max_waiting, error)
+      || !bs_config_get_uint ("ORDERS_DB_POOL_SIZE", options->size, 1, 64, &app->pool_size, error)
+      || !bs_config_get_uint ("ORDERS_DB_TIMEOUT_MS", options->query_timeout_ms, 100, 600000,
+                              &options->query_timeout_ms, error)
+      || !bs_config_get_uint ("ORDERS_DB_MAX_WAITING", options->max_waiting, 1, 1000000,
+                              &options->max_waiting, error)
+      || !bs_config_get_uint ("ORDERS_DB_PIPELINE_DEPTH", options->pipeline_depth, 1, 1024,
+                              &options->pipeline_depth, error)
       || !bs_config_get_uint ("IDEMPOTENCY_KEY_RETENTION_HOURS", app->key_retention_hours, 24, 8760,
                               &app->key_retention_hours, error)
-      || !read_books_options (&books_options, &books_url, error) || !read_redis (app, error))
+      || !read_books_options (&app->books_options, &app->books_url, error)
+      || !read_redis (app, error) || !bs_config_get_threads ("ORDERS_THREADS", &n_loops, error))
     return NULL;
 
   app->service = bs_service_new (SERVICE_NAME, DEFAULT_PORT, error);
   if (app->service == NULL)
     return NULL;
-  app->books = orders_books_new (&books_options, bs_service_get_metrics (app->service), error);
+  /* loop 0 runs on this, the main thread: its client and pool are made here */
+  app->books
+      = orders_books_new (&app->books_options, NULL, bs_service_get_metrics (app->service), error);
   if (app->books == NULL)
     return NULL;
-  app->pool = bs_db_pool_new (app->dsn, orders_store_statements, &options,
+  loop0_options = *options;
+  loop0_options.size = pool_share (app, 0, n_loops);
+  app->pool = bs_db_pool_new (app->dsn, orders_store_statements, &loop0_options,
                               bs_service_get_metrics (app->service));
   app->migrator
       = bs_migrator_new (app->pool, app->dsn, SERVICE_NAME, MIGRATIONS_DIR, MIGRATION_LOCK_KEY);
   create_redis_users (app);
   bs_service_add_stop_func (app->service, stop_redis_users, app);
-  app->api.pool = app->pool;
-  app->api.migrator = app->migrator;
-  app->api.books = app->books;
-  app->api.relay = app->relay;
-  app->api.status = app->status;
-  orders_api_init_metrics (&app->api, bs_service_get_metrics (app->service));
-  orders_api_register (&app->api, bs_service_get_router (app->service));
+  bs_service_set_loops (app->service, n_loops, orders_loop_setup, orders_loop_teardown, app);
 
   openapi = g_resources_lookup_data ("/org/bookstore/orders/openapi.json", 0, NULL);
   if (openapi != NULL)
@@ -274,6 +343,10 @@ orders_app_free (OrdersApp *app)
   if (app == NULL)
     return;
   g_clear_handle_id (&app->purge_id, g_source_remove);
+  /* the other event loops first: they use all that follows (and free
+   * their own pools and Books clients) */
+  if (app->service != NULL)
+    bs_service_stop_loops (app->service);
   /* before the pool they query and the service whose metrics they count in;
    * the trimmer before the relay whose connection it uses */
   g_clear_pointer (&app->trimmer, bs_stream_trimmer_free);
@@ -286,6 +359,7 @@ orders_app_free (OrdersApp *app)
   g_clear_pointer (&app->books, orders_books_free);
   g_clear_pointer (&app->service, bs_service_free);
   g_free (app->dsn);
+  g_free (app->books_url);
   g_free (app->redis_host);
   g_free (app->redis_password);
   g_free (app->consumer_name);

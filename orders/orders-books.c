@@ -99,7 +99,8 @@ circuit_changed (BsCircuitBreaker *breaker, BsCircuitState state, gpointer user_
 }
 
 OrdersBooks *
-orders_books_new (const OrdersBooksOptions *options, BsMetrics *metrics, GError **error)
+orders_books_new (const OrdersBooksOptions *options, OrdersBooks *share_breaker_of,
+                  BsMetrics *metrics, GError **error)
 {
   static const char *const result_label[] = { "result", NULL };
   g_autoptr (BsHttpClient) client
@@ -113,8 +114,6 @@ orders_books_new (const OrdersBooksOptions *options, BsMetrics *metrics, GError 
   books->client = g_steal_pointer (&client);
   books->timeout_ms = options->timeout_ms;
   books->max_in_flight = options->max_connections + options->max_waiting;
-  books->breaker = bs_circuit_breaker_new (options->failure_threshold, options->cooldown_ms);
-  bs_circuit_breaker_set_state_func (books->breaker, circuit_changed, books);
   books->requests = bs_metrics_counter (
       metrics, "books_requests_total",
       "Calls to the Books service by outcome (rejected: refused by the open circuit; shed: "
@@ -123,14 +122,22 @@ orders_books_new (const OrdersBooksOptions *options, BsMetrics *metrics, GError 
   books->duration = bs_metrics_histogram (metrics, "books_request_duration_seconds",
                                           "Duration of calls to the Books service", NULL,
                                           bs_metrics_latency_buckets, bs_metrics_n_latency_buckets);
+  for (guint i = 0; i < N_OUTCOMES; i++)
+    bs_metric_inc (books->requests, (const char *const[]){ outcomes[i].label, NULL }, 0);
+  if (share_breaker_of != NULL)
+    {
+      /* Books is one dependency: every loop's client sees one circuit */
+      books->breaker = bs_circuit_breaker_ref (share_breaker_of->breaker);
+      return books;
+    }
+  books->breaker = bs_circuit_breaker_new (options->failure_threshold, options->cooldown_ms);
+  bs_circuit_breaker_set_state_func (books->breaker, circuit_changed, books);
   books->state = bs_metrics_gauge (metrics, "books_circuit_state",
                                    "Circuit breaker to Books: 0 closed, 1 open, 2 half-open", NULL);
   books->opens = bs_metrics_counter (metrics, "books_circuit_opens_total",
                                      "Times the circuit breaker to Books opened", NULL);
   bs_metric_set (books->state, NULL, BS_CIRCUIT_CLOSED);
   bs_metric_inc (books->opens, NULL, 0);
-  for (guint i = 0; i < N_OUTCOMES; i++)
-    bs_metric_inc (books->requests, (const char *const[]){ outcomes[i].label, NULL }, 0);
   return books;
 }
 
@@ -141,6 +148,8 @@ orders_books_free (OrdersBooks *books)
     return;
   g_clear_pointer (&books->health, bs_single_flight_free);
   g_clear_pointer (&books->client, bs_http_client_free);
+  if (books->state != NULL) /* the breaker's owner: no more state changes to us */
+    bs_circuit_breaker_set_state_func (books->breaker, NULL, NULL);
   g_clear_pointer (&books->breaker, bs_circuit_breaker_free);
   g_free (books);
 }

@@ -31,9 +31,11 @@ typedef struct
 
 typedef struct _OrdersBooks OrdersBooks;
 
-/* BS_ERROR_CONFIG when the base URL is invalid. */
-OrdersBooks *orders_books_new (const OrdersBooksOptions *options, BsMetrics *metrics,
-                               GError **error);
+/* BS_ERROR_CONFIG when the base URL is invalid. With @share_breaker_of, the
+ * client of another event loop, both use its circuit breaker (and only it
+ * reports the circuit's state in its metrics). */
+OrdersBooks *orders_books_new (const OrdersBooksOptions *options, OrdersBooks *share_breaker_of,
+                               BsMetrics *metrics, GError **error);
 void orders_books_free (OrdersBooks *books);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OrdersBooks, orders_books_free)
 

@@ -13,6 +13,7 @@
 #include "orders-store.h"
 
 #include "bs-error.h"
+#include "bs-loop.h"
 
 #define BATCH_SIZE 100
 /* How long a fetched batch is ours: far longer than publishing it takes
@@ -43,6 +44,8 @@ struct _OrdersRelay
   BsMetricFamily *published;
   BsMetricFamily *failures;
   BsMetricFamily *redis_connected;
+  gint connected;           /* atomic: read by the other event loops' /health */
+  gint remote_kick_pending; /* atomic: a kick from another loop is on its way */
 };
 
 typedef struct _Batch Batch;
@@ -84,7 +87,7 @@ batch_free (Batch *batch)
 static OrdersRelay *
 relay_ref (OrdersRelay *relay)
 {
-  return g_rc_box_acquire (relay);
+  return g_atomic_rc_box_acquire (relay);
 }
 
 /* Drop a query's reference; TRUE when the relay is gone (do nothing more). */
@@ -93,7 +96,7 @@ relay_unref_is_gone (OrdersRelay *relay)
 {
   gboolean gone = relay->freed;
 
-  g_rc_box_release (relay);
+  g_atomic_rc_box_release (relay);
   return gone;
 }
 
@@ -104,6 +107,7 @@ set_connected (BsRedis *redis, gboolean connected, gpointer user_data)
 
   bs_metric_set (relay->redis_connected, (const char *const[]){ "orders-relay", NULL },
                  connected ? 1 : 0);
+  g_atomic_int_set (&relay->connected, connected);
   if (connected)
     orders_relay_kick (relay); /* what waited during the outage goes now */
 }
@@ -112,7 +116,7 @@ OrdersRelay *
 orders_relay_new (BsDbPool *pool, const BsRedisOptions *redis_options, guint interval_ms,
                   BsMetrics *metrics, BsMetricFamily *redis_connected)
 {
-  OrdersRelay *relay = g_rc_box_new0 (OrdersRelay);
+  OrdersRelay *relay = g_atomic_rc_box_new0 (OrdersRelay);
   BsRedisOptions options = *redis_options;
 
   options.name = "orders-relay";
@@ -143,16 +147,17 @@ orders_relay_free (OrdersRelay *relay)
   if (relay == NULL)
     return;
   relay->freed = TRUE;
+  g_atomic_int_set (&relay->connected, FALSE);
   g_clear_handle_id (&relay->timer_id, g_source_remove);
   g_clear_handle_id (&relay->kick_id, g_source_remove);
   g_clear_pointer (&relay->redis, bs_redis_free); /* answers pending XADDs: CANCELLED */
-  g_rc_box_release (relay);
+  g_atomic_rc_box_release (relay);
 }
 
 gboolean
 orders_relay_is_connected (OrdersRelay *relay)
 {
-  return relay->redis != NULL && bs_redis_is_connected (relay->redis);
+  return g_atomic_int_get (&relay->connected);
 }
 
 BsRedis *
@@ -429,9 +434,32 @@ kick_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+static gboolean
+remote_kick_cb (gpointer user_data)
+{
+  OrdersRelay *relay = user_data;
+
+  g_atomic_int_set (&relay->remote_kick_pending, FALSE);
+  orders_relay_kick (relay);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+relay_release (gpointer relay)
+{
+  g_atomic_rc_box_release (relay);
+}
+
 void
 orders_relay_kick (OrdersRelay *relay)
 {
+  /* from another event loop: over to the relay's, the main one, once at a time */
+  if (!g_main_context_is_owner (g_main_context_default ()))
+    {
+      if (g_atomic_int_compare_and_exchange (&relay->remote_kick_pending, FALSE, TRUE))
+        bs_invoke_on (NULL, remote_kick_cb, relay_ref (relay), relay_release);
+      return;
+    }
   if (!relay->started || relay->stopping || relay->freed)
     return;
   if (relay->busy)

@@ -52,6 +52,7 @@ struct _OrdersStatus
 
   BsMetricFamily *updates; /* orders_status_updates_total{result} */
   BsMetricFamily *redis_connected;
+  gint connected; /* atomic: read by the other event loops' /health */
 };
 
 typedef struct
@@ -113,7 +114,7 @@ unref_is_gone (OrdersStatus *self)
 {
   gboolean gone = self->freed;
 
-  g_rc_box_release (self);
+  g_atomic_rc_box_release (self);
   return gone;
 }
 
@@ -132,6 +133,7 @@ set_connected (BsRedis *redis, gboolean connected, gpointer user_data)
 
   bs_metric_set (self->redis_connected, (const char *const[]){ "orders-status", NULL },
                  connected ? 1 : 0);
+  g_atomic_int_set (&self->connected, connected);
   if (!connected)
     return;
   /* Redis may have restarted empty, and entries may have been delivered to
@@ -148,7 +150,7 @@ orders_status_new (BsDbPool *pool, const BsRedisOptions *redis_options, const ch
                    guint claim_idle_ms, BsMetrics *metrics, BsMetricFamily *redis_connected)
 {
   static const char *const result_label[] = { "result", NULL };
-  OrdersStatus *self = g_rc_box_new0 (OrdersStatus);
+  OrdersStatus *self = g_atomic_rc_box_new0 (OrdersStatus);
   BsRedisOptions options = *redis_options;
 
   options.name = "orders-status";
@@ -180,6 +182,7 @@ orders_status_free (OrdersStatus *self)
   if (self == NULL)
     return;
   self->freed = TRUE;
+  g_atomic_int_set (&self->connected, FALSE);
   g_clear_handle_id (&self->claim_id, g_source_remove);
   g_clear_handle_id (&self->retry_id, g_source_remove);
   g_clear_pointer (&self->redis, bs_redis_free); /* answers what waits: CANCELLED */
@@ -187,13 +190,13 @@ orders_status_free (OrdersStatus *self)
   g_clear_pointer (&self->consumer, g_free);
   g_clear_pointer (&self->claim_cursor, g_free);
   g_clear_pointer (&self->pending_cursor, g_free);
-  g_rc_box_release (self);
+  g_atomic_rc_box_release (self);
 }
 
 gboolean
 orders_status_is_connected (OrdersStatus *self)
 {
-  return self->redis != NULL && bs_redis_is_connected (self->redis);
+  return g_atomic_int_get (&self->connected);
 }
 
 static gboolean
@@ -657,7 +660,7 @@ apply_next (OrdersStatus *self)
           batch->next++;
           continue;
         }
-      g_rc_box_acquire (self); /* released by applied() */
+      g_atomic_rc_box_acquire (self); /* released by applied() */
       bs_db_pool_query_async (self->pool, ORDERS_SQL_APPLY_STATUS,
                               (const char *const[]){ change.order_id, change.status, change.reason,
                                                      change.event_id, entry->id },

@@ -1,4 +1,5 @@
-/* orders-store.c: every statement is parameterised and prepared once per connection. */
+/* orders-store.c: every statement is parameterised and prepared once per connection;
+ * the reads are marked, so that the pool pipelines them. */
 #include "orders-store.h"
 
 #include "orders-order.h"
@@ -17,8 +18,10 @@ const BsDbStatement orders_store_statements[] = {
   { ORDERS_SQL_LIST,
     "SELECT t.total, o.* FROM (SELECT count(*) AS total FROM orders) t "
     "LEFT JOIN LATERAL (SELECT " ORDERS_ORDER_COLUMNS " FROM orders "
-    "ORDER BY created_at DESC, id DESC LIMIT $1::bigint OFFSET $2::bigint) o ON true" },
-  { ORDERS_SQL_GET, "SELECT " ORDERS_ORDER_COLUMNS " FROM orders WHERE id = $1::bigint" },
+    "ORDER BY created_at DESC, id DESC LIMIT $1::bigint OFFSET $2::bigint) o ON true",
+    .read_only = TRUE },
+  { ORDERS_SQL_GET, "SELECT " ORDERS_ORDER_COLUMNS " FROM orders WHERE id = $1::bigint",
+    .read_only = TRUE },
   /* one statement, so one transaction: no order without its event, no
    * event without its order */
   { ORDERS_SQL_CREATE,
@@ -31,9 +34,11 @@ const BsDbStatement orders_store_statements[] = {
     "ON CONFLICT (key) DO NOTHING RETURNING key), o AS (" INSERT_ORDER ", idempotency_key) "
     "SELECT $1::bigint, $2::text, $3::text, $4::integer, $5::numeric, $6::numeric, k.key "
     "FROM k RETURNING *)" WITH_OUTBOX },
-  { ORDERS_SQL_FIND_KEY, "SELECT k.request_hash, o.* FROM idempotency_keys k "
-                         "LEFT JOIN LATERAL (SELECT " ORDERS_ORDER_COLUMNS " FROM orders "
-                         "WHERE idempotency_key = k.key) o ON true WHERE k.key = $1::text" },
+  { ORDERS_SQL_FIND_KEY,
+    "SELECT k.request_hash, o.* FROM idempotency_keys k "
+    "LEFT JOIN LATERAL (SELECT " ORDERS_ORDER_COLUMNS " FROM orders "
+    "WHERE idempotency_key = k.key) o ON true WHERE k.key = $1::text",
+    .read_only = TRUE },
   { ORDERS_SQL_PURGE_KEYS,
     "WITH d AS (DELETE FROM idempotency_keys "
     "WHERE created_at < now() - make_interval(hours => $1::integer) RETURNING 1) "
@@ -56,7 +61,8 @@ const BsDbStatement orders_store_statements[] = {
   { ORDERS_SQL_OUTBOX_STATS,
     "SELECT (SELECT count(*) FROM outbox WHERE sent_at IS NULL), "
     "COALESCE((SELECT extract(epoch FROM now() - created_at)::bigint FROM outbox "
-    "WHERE sent_at IS NULL ORDER BY id LIMIT 1), 0)" },
+    "WHERE sent_at IS NULL ORDER BY id LIMIT 1), 0)",
+    .read_only = TRUE },
   { ORDERS_SQL_OUTBOX_PURGE,
     "WITH d AS (DELETE FROM outbox "
     "WHERE sent_at < now() - make_interval(hours => $1::integer) RETURNING 1) "

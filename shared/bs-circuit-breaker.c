@@ -3,6 +3,7 @@
 
 struct _BsCircuitBreaker
 {
+  GRecMutex lock; /* recursive: the state function may read the state */
   guint failure_threshold;
   gint64 cooldown_us;
 
@@ -27,7 +28,9 @@ default_clock (gpointer user_data)
 BsCircuitBreaker *
 bs_circuit_breaker_new (guint failure_threshold, guint cooldown_ms)
 {
-  BsCircuitBreaker *breaker = g_new0 (BsCircuitBreaker, 1);
+  BsCircuitBreaker *breaker = g_atomic_rc_box_new0 (BsCircuitBreaker);
+
+  g_rec_mutex_init (&breaker->lock);
 
   breaker->failure_threshold = MAX (failure_threshold, 1);
   breaker->cooldown_us = (gint64) MAX (cooldown_ms, 1) * 1000;
@@ -36,18 +39,33 @@ bs_circuit_breaker_new (guint failure_threshold, guint cooldown_ms)
   return breaker;
 }
 
+BsCircuitBreaker *
+bs_circuit_breaker_ref (BsCircuitBreaker *breaker)
+{
+  return g_atomic_rc_box_acquire (breaker);
+}
+
+static void
+breaker_clear (gpointer data)
+{
+  g_rec_mutex_clear (&((BsCircuitBreaker *) data)->lock);
+}
+
 void
 bs_circuit_breaker_free (BsCircuitBreaker *breaker)
 {
-  g_free (breaker);
+  if (breaker != NULL)
+    g_atomic_rc_box_release_full (breaker, breaker_clear);
 }
 
 void
 bs_circuit_breaker_set_state_func (BsCircuitBreaker *breaker, BsCircuitStateFunc func,
                                    gpointer user_data)
 {
+  g_rec_mutex_lock (&breaker->lock);
   breaker->state_func = func;
   breaker->state_data = user_data;
+  g_rec_mutex_unlock (&breaker->lock);
 }
 
 void
@@ -71,8 +89,8 @@ change_state (BsCircuitBreaker *breaker, BsCircuitState state)
     breaker->state_func (breaker, state, breaker->state_data);
 }
 
-gboolean
-bs_circuit_breaker_allow (BsCircuitBreaker *breaker, BsCircuitPermit *permit, guint *retry_after_ms)
+static gboolean
+allow_locked (BsCircuitBreaker *breaker, BsCircuitPermit *permit, guint *retry_after_ms)
 {
   guint wait_ms = 1;
 
@@ -109,9 +127,19 @@ bs_circuit_breaker_allow (BsCircuitBreaker *breaker, BsCircuitPermit *permit, gu
   return FALSE;
 }
 
-void
-bs_circuit_breaker_record (BsCircuitBreaker *breaker, const BsCircuitPermit *permit,
-                           gboolean success)
+gboolean
+bs_circuit_breaker_allow (BsCircuitBreaker *breaker, BsCircuitPermit *permit, guint *retry_after_ms)
+{
+  gboolean allowed;
+
+  g_rec_mutex_lock (&breaker->lock);
+  allowed = allow_locked (breaker, permit, retry_after_ms);
+  g_rec_mutex_unlock (&breaker->lock);
+  return allowed;
+}
+
+static void
+record_locked (BsCircuitBreaker *breaker, const BsCircuitPermit *permit, gboolean success)
 {
   if (permit->generation != breaker->generation)
     return; /* let through in an earlier state: says nothing about now */
@@ -135,20 +163,36 @@ bs_circuit_breaker_record (BsCircuitBreaker *breaker, const BsCircuitPermit *per
 }
 
 void
+bs_circuit_breaker_record (BsCircuitBreaker *breaker, const BsCircuitPermit *permit,
+                           gboolean success)
+{
+  g_rec_mutex_lock (&breaker->lock);
+  record_locked (breaker, permit, success);
+  g_rec_mutex_unlock (&breaker->lock);
+}
+
+void
 bs_circuit_breaker_release (BsCircuitBreaker *breaker, const BsCircuitPermit *permit)
 {
+  g_rec_mutex_lock (&breaker->lock);
   if (permit->generation == breaker->generation && permit->probe
       && breaker->state == BS_CIRCUIT_HALF_OPEN)
     {
       breaker->probe_in_flight = FALSE;
       breaker->generation++; /* this permit, reported again, means nothing */
     }
+  g_rec_mutex_unlock (&breaker->lock);
 }
 
 BsCircuitState
 bs_circuit_breaker_get_state (BsCircuitBreaker *breaker)
 {
-  return breaker->state;
+  BsCircuitState state;
+
+  g_rec_mutex_lock (&breaker->lock);
+  state = breaker->state;
+  g_rec_mutex_unlock (&breaker->lock);
+  return state;
 }
 
 const char *

@@ -3,7 +3,12 @@
  * Closed: calls go through; @failure_threshold consecutive failures open it.
  * Open: calls are refused at once until @cooldown_ms have passed.
  * Half-open: exactly one call (the probe) goes through; its success closes
- * the circuit, its failure opens it for another cooldown. */
+ * the circuit, its failure opens it for another cooldown.
+ *
+ * One breaker may serve several event loops (threads): it is the state of
+ * one dependency. Its lock is held for a few instructions per call, and the
+ * state function is called with it held: keep it short (it may read the
+ * state). */
 #pragma once
 
 #include <glib.h>
@@ -33,6 +38,9 @@ typedef void (*BsCircuitStateFunc) (BsCircuitBreaker *breaker, BsCircuitState st
 typedef gint64 (*BsCircuitClockFunc) (gpointer user_data);
 
 BsCircuitBreaker *bs_circuit_breaker_new (guint failure_threshold, guint cooldown_ms);
+/* Another reference, for another user of the same breaker. */
+BsCircuitBreaker *bs_circuit_breaker_ref (BsCircuitBreaker *breaker);
+/* Drops one reference; the last frees it. */
 void bs_circuit_breaker_free (BsCircuitBreaker *breaker);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsCircuitBreaker, bs_circuit_breaker_free)
 

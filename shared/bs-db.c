@@ -2,7 +2,19 @@
  *   DOWN --timer--> CONNECTING --PQconnectPoll OK--> PREPARING --> IDLE <--> BUSY
  * and any failure goes back to DOWN with exponential backoff. Nothing here
  * blocks: PQconnectStartParams, PQsendPrepare, PQsendQueryPrepared,
- * PQconsumeInput and PQflush only. */
+ * PQconsumeInput and PQflush only.
+ *
+ * Once prepared, a connection is in libpq's pipeline mode. Queries are not
+ * sent when they are asked for but once per main-loop iteration, by the
+ * pool's dispatch source: read-only ones asked for meanwhile go out together,
+ * several on one connection, closed by one Sync, so one send(2) and one
+ * round trip carry them all, and PostgreSQL answers them in one go. A write
+ * goes alone to an idle connection with a Sync of its own, so it is its own
+ * transaction, as without a pipeline, and nothing waits behind it. A query's
+ * result is handed over when its Sync is answered. When a query of a batch
+ * fails, PostgreSQL skips the rest of the batch (PGRES_PIPELINE_ABORTED):
+ * being read-only, they are queued again; so are the reads of a connection
+ * that is lost. */
 #include "bs-db.h"
 
 #include "bs-error.h"
@@ -30,13 +42,15 @@ static const char *const conn_state_names[] = { "down", "connecting", "preparing
 
 typedef struct
 {
-  char *statement;
-  char **params; /* n_params entries, each may be NULL */
+  const BsDbStatement *statement; /* in the pool's array */
+  char **params;                  /* n_params entries, each may be NULL */
   guint n_params;
   gint64 enqueued_us;
   guint timeout_id;
   BsDbPool *pool;
-  struct _Conn *conn; /* while running */
+  struct _Conn *conn; /* while sent */
+  PGresult *result;   /* its first error, or else its last result, so far */
+  gboolean aborted;   /* skipped after an earlier query of its batch failed */
 } Query;
 
 typedef struct _Conn
@@ -51,8 +65,11 @@ typedef struct _Conn
   guint backoff_ms;
   guint prepare_index;
   GCancellable *resolving; /* while the host name is being looked up */
-  GTask *task;             /* the query running here */
-  PGresult *result;        /* its result so far */
+  PGresult *result;        /* while preparing: the statement's result so far */
+  GQueue running;          /* GTask: sent, in order, results not handed over yet */
+  guint n_read;            /* the first n_read of them have all their results */
+  guint n_unsynced;        /* sent since the last Sync */
+  gboolean write_running;  /* the query running is not read-only */
 } Conn;
 
 struct _BsDbPool
@@ -76,11 +93,15 @@ struct _BsDbPool
   BsMetricFamily *waiting_gauge;
   BsMetricFamily *queries_total;
   BsMetricFamily *query_duration;
+  BsMetricFamily *syncs_total;
+  GSource *dispatch; /* sends waiting queries once per loop iteration */
+  gboolean dispatch_wanted;
   BsSingleFlight *ping;  /* concurrent pings share one SELECT 1 */
   guint ping_timeout_ms; /* of the ping in progress */
   /* for the metrics collector, which may run on another loop's thread */
   gint state_counts[N_CONN_STATES]; /* atomic */
-  gint n_waiting;                   /* atomic */
+  gint n_waiting;                   /* atomic: pool_n_waiting() */
+  guint n_running;                  /* queries sent, on every connection */
 };
 
 static void conn_connect (Conn *conn);
@@ -93,14 +114,30 @@ conn_set_state (Conn *conn, ConnState state)
   conn->state = state;
 }
 
+/* Queries waiting for a connection: in the queue, and sent on a connection
+ * behind another query (a pipelined read waits for the ones before it). */
+static guint
+pool_n_waiting (BsDbPool *pool)
+{
+  guint busy = (guint) g_atomic_int_get (&pool->state_counts[CONN_BUSY]);
+
+  return g_queue_get_length (&pool->waiting)
+         + (pool->n_running > busy ? pool->n_running - busy : 0);
+}
+
 static void
 waiting_changed (BsDbPool *pool)
 {
-  g_atomic_int_set (&pool->n_waiting, (gint) g_queue_get_length (&pool->waiting));
+  g_atomic_int_set (&pool->n_waiting, (gint) pool_n_waiting (pool));
 }
 
-static void conn_dispatch (Conn *conn);
-static void pool_dispatch (BsDbPool *pool);
+/* Send waiting queries at the start of the next loop iteration. */
+static void
+pool_want_dispatch (BsDbPool *pool)
+{
+  if (!g_queue_is_empty (&pool->waiting))
+    pool->dispatch_wanted = TRUE;
+}
 
 void
 bs_db_options_init_default (BsDbOptions *options)
@@ -108,6 +145,7 @@ bs_db_options_init_default (BsDbOptions *options)
   options->size = 4;
   options->query_timeout_ms = 5000;
   options->max_waiting = 1024;
+  options->pipeline_depth = 32;
   options->application_name = "bookstore";
 }
 
@@ -173,7 +211,7 @@ query_free (gpointer data)
   Query *query = data;
 
   g_clear_handle_id (&query->timeout_id, bs_source_remove);
-  g_free (query->statement);
+  g_clear_pointer (&query->result, PQclear);
   for (guint i = 0; i < query->n_params; i++)
     g_free (query->params[i]);
   g_free (query->params);
@@ -233,19 +271,55 @@ pool_update_connected (BsDbPool *pool)
     pool->connected_func (pool->connected_data);
 }
 
-/* Fail the running query (if any) and every waiting query when nothing is up. */
 static void
-conn_fail_task (Conn *conn, int code, const char *message)
+query_fail (BsDbPool *pool, GTask *task, int code, const char *message)
 {
-  GTask *task = g_steal_pointer (&conn->task);
-
-  g_clear_pointer (&conn->result, PQclear);
-  if (task == NULL)
-    return;
-  ((Query *) g_task_get_task_data (task))->conn = NULL;
-  count_query (conn->pool, code == BS_ERROR_TIMEOUT ? "timeout" : "unavailable");
+  count_query (pool, code == BS_ERROR_TIMEOUT ? "timeout" : "unavailable");
   g_task_return_new_error (task, BS_ERROR, code, "%s", message);
   g_object_unref (task);
+}
+
+/* Forget that @task was sent; it will be sent again. */
+static void
+query_unsend (GTask *task)
+{
+  Query *query = g_task_get_task_data (task);
+
+  query->conn = NULL;
+  query->aborted = FALSE;
+  g_clear_pointer (&query->result, PQclear);
+}
+
+/* The connection is gone with the queries sent on it: the read-only ones
+ * go back to the head of the queue, in order (they changed nothing, and
+ * their deadlines still hold); whether a write happened is unknown, so it
+ * fails, as a lost connection always failed a query. */
+static void
+conn_drain_running (Conn *conn, const char *message)
+{
+  BsDbPool *pool = conn->pool;
+  GTask *task;
+
+  g_clear_pointer (&conn->result, PQclear);
+  while ((task = g_queue_pop_tail (&conn->running)) != NULL)
+    {
+      pool->n_running--;
+      Query *query = g_task_get_task_data (task);
+
+      if (query->statement->read_only && pool->started)
+        {
+          query_unsend (task);
+          g_queue_push_head (&pool->waiting, task);
+          continue;
+        }
+      query->conn = NULL;
+      query_fail (pool, task, BS_ERROR_UNAVAILABLE, message);
+    }
+  waiting_changed (pool);
+  pool_want_dispatch (pool);
+  conn->n_read = 0;
+  conn->n_unsynced = 0;
+  conn->write_running = FALSE;
 }
 
 static void
@@ -256,9 +330,7 @@ pool_fail_waiting (BsDbPool *pool)
   while ((task = g_queue_pop_head (&pool->waiting)) != NULL)
     {
       waiting_changed (pool);
-      count_query (pool, "unavailable");
-      g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE, "database unavailable");
-      g_object_unref (task);
+      query_fail (pool, task, BS_ERROR_UNAVAILABLE, "database unavailable");
     }
 }
 
@@ -286,7 +358,7 @@ conn_reset (Conn *conn, const char *why)
     g_cancellable_cancel (conn->resolving);
   g_clear_object (&conn->resolving);
   g_clear_pointer (&conn->pg, PQfinish);
-  conn_fail_task (conn, BS_ERROR_UNAVAILABLE, "database connection lost");
+  conn_drain_running (conn, "database connection lost");
   conn_set_state (conn, CONN_DOWN);
   if (was_connecting)
     {
@@ -334,11 +406,18 @@ conn_prepare_next (Conn *conn)
 
   if (st->name == NULL)
     {
+      if (!PQenterPipelineMode (conn->pg))
+        {
+          g_autofree char *why = conn_error_message (conn);
+          conn_reset (conn, why);
+          return;
+        }
       conn_set_state (conn, CONN_IDLE);
       conn->backoff_ms = 0;
       conn->pool->last_connect_failed = FALSE;
       pool_update_connected (conn->pool);
-      conn_dispatch (conn);
+      conn_watch (conn, G_IO_IN);
+      pool_want_dispatch (conn->pool);
       return;
     }
   if (!PQsendPrepare (conn->pg, st->name, st->sql, 0, NULL))
@@ -482,21 +561,18 @@ error_from_result (const PGresult *result)
                       primary != NULL ? primary : PQresultErrorMessage (result));
 }
 
+/* Hand @task (which the caller owns) its result. */
 static void
-conn_complete_query (Conn *conn)
+query_complete (BsDbPool *pool, GTask *task)
 {
-  BsDbPool *pool = conn->pool;
-  g_autoptr (GTask) task = g_steal_pointer (&conn->task);
-  PGresult *result = g_steal_pointer (&conn->result);
   Query *query = g_task_get_task_data (task);
+  PGresult *result = g_steal_pointer (&query->result);
   ExecStatusType status = result != NULL ? PQresultStatus (result) : PGRES_FATAL_ERROR;
 
   query->conn = NULL;
   g_clear_handle_id (&query->timeout_id, bs_source_remove);
   bs_metric_observe (pool->query_duration, NULL,
                      (double) (g_get_monotonic_time () - query->enqueued_us) / G_USEC_PER_SEC);
-  conn_set_state (conn, CONN_IDLE);
-
   if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
     {
       count_query (pool, "ok");
@@ -513,47 +589,143 @@ conn_complete_query (Conn *conn)
       g_task_return_error (task, error_from_result (result));
       PQclear (result);
     }
-  conn_dispatch (conn);
+  g_object_unref (task);
 }
 
+/* PostgreSQL answered a Sync: the queries read since the one before are
+ * done (committed, when they wrote). Those the batch skipped go back to the
+ * head of the queue, in order; the others get their results. */
 static void
-conn_read_results (Conn *conn)
+conn_complete_batch (Conn *conn)
 {
-  if (!PQconsumeInput (conn->pg))
+  BsDbPool *pool = conn->pool;
+  GQueue done = G_QUEUE_INIT;
+  GQueue skipped = G_QUEUE_INIT;
+  GTask *task;
+
+  for (guint i = 0; i < conn->n_read; i++)
+    {
+      task = g_queue_pop_head (&conn->running);
+      pool->n_running--;
+      if (((Query *) g_task_get_task_data (task))->aborted)
+        {
+          query_unsend (task);
+          g_queue_push_tail (&skipped, task);
+        }
+      else
+        g_queue_push_tail (&done, task);
+    }
+  conn->n_read = 0;
+  while ((task = g_queue_pop_tail (&skipped)) != NULL)
+    g_queue_push_head (&pool->waiting, task);
+  if (g_queue_is_empty (&conn->running))
+    {
+      conn->write_running = FALSE;
+      conn_set_state (conn, CONN_IDLE);
+    }
+  waiting_changed (pool);
+  pool_want_dispatch (pool);
+  while ((task = g_queue_pop_head (&done)) != NULL)
+    query_complete (pool, task);
+}
+
+/* Take the results that have arrived. In pipeline mode each query's
+ * results end with NULL, and each Sync has a PGRES_PIPELINE_SYNC. */
+static gboolean
+conn_read_pipeline (Conn *conn)
+{
+  gboolean after_null = FALSE;
+
+  while (conn->state == CONN_BUSY && !PQisBusy (conn->pg))
+    {
+      PGresult *result = PQgetResult (conn->pg);
+      GTask *task;
+      Query *query;
+
+      if (result == NULL)
+        {
+          if (after_null)
+            break; /* nothing more until more input */
+          after_null = TRUE;
+          task = g_queue_peek_nth (&conn->running, conn->n_read);
+          query = task != NULL ? g_task_get_task_data (task) : NULL;
+          if (query != NULL && (query->result != NULL || query->aborted))
+            conn->n_read++; /* the end of this query's results */
+          continue;
+        }
+      after_null = FALSE;
+      if (PQresultStatus (result) == PGRES_PIPELINE_SYNC)
+        {
+          PQclear (result);
+          conn_complete_batch (conn);
+          continue;
+        }
+      task = g_queue_peek_nth (&conn->running, conn->n_read);
+      if (task == NULL)
+        {
+          PQclear (result);
+          conn_reset (conn, "a result for no query");
+          return FALSE;
+        }
+      query = g_task_get_task_data (task);
+      if (PQresultStatus (result) == PGRES_PIPELINE_ABORTED)
+        {
+          query->aborted = TRUE;
+          PQclear (result);
+        }
+      else if (query->result != NULL && PQresultStatus (query->result) == PGRES_FATAL_ERROR)
+        PQclear (result); /* keep the first error */
+      else
+        {
+          g_clear_pointer (&query->result, PQclear);
+          query->result = result;
+        }
+    }
+  return TRUE;
+}
+
+/* Send what libpq still holds and watch for what comes next. */
+static void
+conn_flush_and_watch (Conn *conn)
+{
+  int flushed = PQflush (conn->pg);
+
+  if (flushed < 0)
     {
       g_autofree char *why = conn_error_message (conn);
       conn_reset (conn, why);
       return;
     }
+  conn_watch (conn, flushed == 1 ? G_IO_IN | G_IO_OUT : G_IO_IN);
+}
+
+/* While preparing (not yet in pipeline mode): the statement's results. */
+static void
+conn_read_prepared (Conn *conn)
+{
   while (!PQisBusy (conn->pg))
     {
       PGresult *result = PQgetResult (conn->pg);
       if (result == NULL)
         {
-          if (conn->state == CONN_PREPARING)
+          g_autoptr (PGresult) prep = g_steal_pointer (&conn->result);
+          if (prep == NULL || PQresultStatus (prep) != PGRES_COMMAND_OK)
             {
-              g_autoptr (PGresult) prep = g_steal_pointer (&conn->result);
-              if (prep == NULL || PQresultStatus (prep) != PGRES_COMMAND_OK)
-                {
-                  const char *sqlstate
-                      = prep != NULL ? PQresultErrorField (prep, PG_DIAG_SQLSTATE) : NULL;
-                  BsDbPool *pool = conn->pool;
-                  if (sqlstate != NULL && g_str_has_prefix (sqlstate, "42")
-                      && pool->schema_lost_func != NULL)
-                    pool->schema_lost_func (pool->schema_lost_data);
-                  g_autofree char *why = g_strdup_printf (
-                      "preparing %s: %s",
-                      g_array_index (conn->pool->statements, BsDbStatement, conn->prepare_index)
-                          .name,
-                      prep != NULL ? PQresultErrorMessage (prep) : "no result");
-                  conn_reset (conn, g_strstrip (why));
-                  return;
-                }
-              conn->prepare_index++;
-              conn_prepare_next (conn);
+              const char *sqlstate
+                  = prep != NULL ? PQresultErrorField (prep, PG_DIAG_SQLSTATE) : NULL;
+              BsDbPool *pool = conn->pool;
+              if (sqlstate != NULL && g_str_has_prefix (sqlstate, "42")
+                  && pool->schema_lost_func != NULL)
+                pool->schema_lost_func (pool->schema_lost_data);
+              g_autofree char *why = g_strdup_printf (
+                  "preparing %s: %s",
+                  g_array_index (conn->pool->statements, BsDbStatement, conn->prepare_index).name,
+                  prep != NULL ? PQresultErrorMessage (prep) : "no result");
+              conn_reset (conn, g_strstrip (why));
+              return;
             }
-          else if (conn->state == CONN_BUSY)
-            conn_complete_query (conn);
+          conn->prepare_index++;
+          conn_prepare_next (conn);
           return;
         }
       /* keep the first error, or else the last result */
@@ -568,10 +740,41 @@ conn_read_results (Conn *conn)
   conn_watch (conn, G_IO_IN);
 }
 
+static void
+conn_read_results (Conn *conn)
+{
+  PGnotify *notify;
+
+  if (!PQconsumeInput (conn->pg))
+    {
+      g_autofree char *why = conn_error_message (conn);
+      conn_reset (conn, why);
+      return;
+    }
+  if (conn->state == CONN_PREPARING)
+    {
+      conn_read_prepared (conn);
+      return;
+    }
+  if (!conn_read_pipeline (conn))
+    return;
+  while ((notify = PQnotifies (conn->pg)) != NULL)
+    PQfreemem (notify);
+  /* an idle connection that becomes readable: a notice, or the server died */
+  if (PQstatus (conn->pg) != CONNECTION_OK)
+    {
+      g_autofree char *why = conn_error_message (conn);
+      conn_reset (conn, why);
+      return;
+    }
+  conn_flush_and_watch (conn);
+}
+
 static gboolean
 conn_on_io (int fd, GIOCondition condition, gpointer user_data)
 {
   Conn *conn = user_data;
+  guint id = conn->watch_id;
 
   switch (conn->state)
     {
@@ -580,46 +783,14 @@ conn_on_io (int fd, GIOCondition condition, gpointer user_data)
         conn_poll_connect (conn);
         return G_SOURCE_REMOVE;
       case CONN_PREPARING:
-      case CONN_BUSY:
-        if (condition & G_IO_OUT)
-          {
-            int flushed = PQflush (conn->pg);
-            if (flushed < 0)
-              {
-                g_autofree char *why = conn_error_message (conn);
-                conn_reset (conn, why);
-                return G_SOURCE_REMOVE;
-              }
-            if (flushed == 0)
-              {
-                conn->watch_id = 0;
-                conn_watch (conn, G_IO_IN);
-                return G_SOURCE_REMOVE;
-              }
-          }
-        if (condition & (G_IO_IN | G_IO_ERR | G_IO_HUP))
-          {
-            guint id = conn->watch_id;
-            conn_read_results (conn);
-            /* conn_read_results may have replaced or removed our watch */
-            return conn->watch_id == id ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
-          }
-        return G_SOURCE_CONTINUE;
       case CONN_IDLE:
-        /* an idle connection that becomes readable: notice, or the server died */
-        if (!PQconsumeInput (conn->pg) || PQstatus (conn->pg) != CONNECTION_OK)
-          {
-            g_autofree char *why = conn_error_message (conn);
-            conn->watch_id = 0;
-            conn_reset (conn, why);
-            return G_SOURCE_REMOVE;
-          }
-        {
-          PGnotify *notify;
-          while ((notify = PQnotifies (conn->pg)) != NULL)
-            PQfreemem (notify);
-        }
-        return G_SOURCE_CONTINUE;
+      case CONN_BUSY:
+        if (condition & (G_IO_IN | G_IO_ERR | G_IO_HUP))
+          conn_read_results (conn);
+        else
+          conn_flush_and_watch (conn);
+        /* either may have replaced or removed our watch */
+        return conn->watch_id == id ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
       case CONN_DOWN:
       default:
         conn->watch_id = 0;
@@ -627,50 +798,145 @@ conn_on_io (int fd, GIOCondition condition, gpointer user_data)
     }
 }
 
+/* Close the batch on @conn: PostgreSQL answers after its last query. */
 static void
-conn_dispatch (Conn *conn)
+conn_sync (Conn *conn)
 {
   BsDbPool *pool = conn->pool;
+
+  if (conn->n_unsynced == 0)
+    return;
+  conn->n_unsynced = 0;
+  if (!PQpipelineSync (conn->pg)) /* this sends the batch */
+    {
+      g_autofree char *why = conn_error_message (conn);
+      conn_reset (conn, why);
+      return;
+    }
+  bs_metric_inc (pool->syncs_total, NULL, 1);
+  conn_flush_and_watch (conn);
+}
+
+static gboolean
+conn_can_take (const Conn *conn, const Query *query)
+{
+  if (conn->state == CONN_IDLE)
+    return TRUE;
+  return conn->state == CONN_BUSY && query->statement->read_only && !conn->write_running
+         && g_queue_get_length ((GQueue *) &conn->running) < conn->pool->options.pipeline_depth;
+}
+
+/* Where to send @query: after the reads already going out on @current in
+ * this batch while there is room; else the connection with the fewest
+ * queries in flight that may take it (a write: only an idle one). */
+static Conn *
+pool_pick_conn (BsDbPool *pool, const Query *query, Conn *current)
+{
+  Conn *best = NULL;
+
+  if (current != NULL && conn_can_take (current, query))
+    return current;
+  for (guint i = 0; i < pool->options.size; i++)
+    {
+      Conn *conn = &pool->conns[i];
+
+      if (conn_can_take (conn, query)
+          && (best == NULL || conn->running.length < best->running.length))
+        best = conn;
+    }
+  return best;
+}
+
+/* Send every waiting query that a connection can take, then close each
+ * connection's batch with one Sync. */
+static void
+pool_dispatch (BsDbPool *pool)
+{
+  Conn *current = NULL;
   GTask *task;
 
-  while (conn->state == CONN_IDLE && (task = g_queue_pop_head (&pool->waiting)) != NULL)
+  while ((task = g_queue_peek_head (&pool->waiting)) != NULL)
     {
       Query *query = g_task_get_task_data (task);
+      Conn *conn;
 
-      waiting_changed (pool);
       if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
         {
+          g_queue_pop_head (&pool->waiting);
           count_query (pool, "cancelled");
           g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled");
           g_object_unref (task);
           continue;
         }
-      if (!PQsendQueryPrepared (conn->pg, query->statement, (int) query->n_params,
+      conn = pool_pick_conn (pool, query, current);
+      if (conn == NULL)
+        break;
+      if (!PQsendQueryPrepared (conn->pg, query->statement->name, (int) query->n_params,
                                 (const char *const *) query->params, NULL, NULL, 0))
         {
           g_autofree char *why = conn_error_message (conn);
-          g_queue_push_head (&pool->waiting, task); /* another connection may take it */
-          waiting_changed (pool);
-          conn_reset (conn, why);
-          pool_dispatch (pool);
-          return;
+          conn_reset (conn, why); /* the query is still waiting: another may take it */
+          current = NULL;
+          continue;
         }
-      conn->task = task;
+      g_queue_pop_head (&pool->waiting);
       query->conn = conn;
-      conn_set_state (conn, CONN_BUSY);
-      conn_watch (conn, PQflush (conn->pg) == 1 ? G_IO_IN | G_IO_OUT : G_IO_IN);
+      g_queue_push_tail (&conn->running, task);
+      pool->n_running++;
+      conn->n_unsynced++;
+      if (conn->state == CONN_IDLE)
+        conn_set_state (conn, CONN_BUSY);
+      if (!query->statement->read_only)
+        {
+          conn->write_running = TRUE; /* alone, and its own transaction */
+          conn_sync (conn);
+          continue;
+        }
+      if (current != NULL && current != conn)
+        conn_sync (current);
+      current = conn;
     }
-  if (conn->state == CONN_IDLE)
-    conn_watch (conn, G_IO_IN);
+  if (current != NULL)
+    conn_sync (current);
+  waiting_changed (pool);
 }
 
-static void
-pool_dispatch (BsDbPool *pool)
+typedef struct
 {
-  for (guint i = 0; i < pool->options.size && !g_queue_is_empty (&pool->waiting); i++)
-    if (pool->conns[i].state == CONN_IDLE)
-      conn_dispatch (&pool->conns[i]);
+  GSource source;
+  BsDbPool *pool;
+} DispatchSource;
+
+static gboolean
+dispatch_prepare (GSource *source, gint *timeout)
+{
+  BsDbPool *pool = ((DispatchSource *) source)->pool;
+
+  *timeout = -1;
+  return pool->dispatch_wanted;
 }
+
+static gboolean
+dispatch_check (GSource *source)
+{
+  return ((DispatchSource *) source)->pool->dispatch_wanted;
+}
+
+static gboolean
+dispatch_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  BsDbPool *pool = ((DispatchSource *) source)->pool;
+
+  pool->dispatch_wanted = FALSE;
+  pool_dispatch (pool);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs dispatch_funcs = {
+  .prepare = dispatch_prepare,
+  .check = dispatch_check,
+  .dispatch = dispatch_dispatch,
+};
 
 /* ---- public API --------------------------------------------------------- */
 
@@ -692,7 +958,7 @@ bs_db_pool_new (const char *dsn, const BsDbStatement *statements, const BsDbOpti
   BsDbPool *pool = g_new0 (BsDbPool, 1);
   BsMetricFamily *max_conns;
 
-  static const BsDbStatement ping = { "bs_ping", "SELECT 1" };
+  static const BsDbStatement ping = { "bs_ping", "SELECT 1", TRUE };
   static const BsDbStatement end = { NULL, NULL };
 
   pool->dsn = g_strdup (dsn);
@@ -706,6 +972,7 @@ bs_db_pool_new (const char *dsn, const BsDbStatement *statements, const BsDbOpti
   else
     bs_db_options_init_default (&pool->options);
   pool->options.size = MAX (pool->options.size, 1);
+  pool->options.pipeline_depth = MAX (pool->options.pipeline_depth, 1);
   pool->application_name = g_strdup (
       pool->options.application_name != NULL ? pool->options.application_name : "bookstore");
   pool->conns = g_new0 (Conn, pool->options.size);
@@ -723,8 +990,9 @@ bs_db_pool_new (const char *dsn, const BsDbStatement *statements, const BsDbOpti
   max_conns = bs_metrics_gauge (metrics, "db_pool_max_connections",
                                 "Configured size of the database pool.", NULL);
   bs_metric_set (max_conns, NULL, pool->options.size);
-  pool->waiting_gauge = bs_metrics_gauge (metrics, "db_pool_waiting_queries",
-                                          "Queries waiting for a free connection.", NULL);
+  pool->waiting_gauge = bs_metrics_gauge (
+      metrics, "db_pool_waiting_queries",
+      "Queries waiting for a connection: queued, or sent behind another query.", NULL);
   pool->queries_total
       = bs_metrics_counter (metrics, "db_queries_total", "Database queries, by outcome.",
                             (const char *const[]){ "outcome", NULL });
@@ -732,7 +1000,16 @@ bs_db_pool_new (const char *dsn, const BsDbStatement *statements, const BsDbOpti
       metrics, "db_query_duration_seconds",
       "Time from queueing a query to its result, including waiting for a connection.", NULL,
       bs_metrics_latency_buckets, bs_metrics_n_latency_buckets);
+  pool->syncs_total = bs_metrics_counter (
+      metrics, "db_pipeline_syncs_total",
+      "Batches of queries sent to the database together, each closed by one Sync: round trips. "
+      "db_queries_total divided by this is the queries per round trip.",
+      NULL);
   bs_metrics_add_collector (metrics, collect_metrics, pool, NULL);
+  pool->dispatch = g_source_new (&dispatch_funcs, sizeof (DispatchSource));
+  ((DispatchSource *) pool->dispatch)->pool = pool;
+  g_source_set_name (pool->dispatch, "bs-db dispatch");
+  g_source_attach (pool->dispatch, g_main_context_get_thread_default ());
   return pool;
 }
 
@@ -816,10 +1093,12 @@ bs_db_pool_free (BsDbPool *pool)
       if (conn->resolving != NULL)
         g_cancellable_cancel (conn->resolving);
       g_clear_object (&conn->resolving);
-      conn_fail_task (conn, BS_ERROR_UNAVAILABLE, "shutting down");
+      conn_drain_running (conn, "shutting down");
       g_clear_pointer (&conn->pg, PQfinish);
     }
   pool_fail_waiting (pool);
+  g_source_destroy (pool->dispatch);
+  g_source_unref (pool->dispatch);
   g_clear_pointer (&pool->ping, bs_single_flight_free);
   g_free (pool->conns);
   g_array_unref (pool->statements);
@@ -839,19 +1118,20 @@ query_timeout_cb (gpointer user_data)
   query->timeout_id = 0;
   if (query->conn != NULL)
     {
-      /* running: the connection's state is unknown; drop it, fail the query */
+      /* sent: the connection's state is unknown; drop it, fail the query
+       * (the reads sent with it are sent again) */
       Conn *conn = query->conn;
-      conn_fail_task (conn, BS_ERROR_TIMEOUT, "database query timed out");
+      g_queue_remove (&conn->running, task);
+      pool->n_running--;
+      query->conn = NULL;
+      query_fail (pool, task, BS_ERROR_TIMEOUT, "database query timed out");
       conn_reset (conn, "query timed out");
       return G_SOURCE_REMOVE;
     }
   if (g_queue_remove (&pool->waiting, task))
     {
       waiting_changed (pool);
-      count_query (pool, "timeout");
-      g_task_return_new_error (task, BS_ERROR, BS_ERROR_TIMEOUT,
-                               "timed out waiting for a database connection");
-      g_object_unref (task);
+      query_fail (pool, task, BS_ERROR_TIMEOUT, "timed out waiting for a database connection");
     }
   return G_SOURCE_REMOVE;
 }
@@ -866,7 +1146,12 @@ bs_db_pool_query_async (BsDbPool *pool, const char *statement, const char *const
 
   query->pool = pool; /* the pool is not a GObject, so not the task's source object */
   g_task_set_source_tag (task, bs_db_pool_query_async);
-  query->statement = g_strdup (statement);
+  for (guint i = 0; i < pool->statements->len; i++)
+    {
+      const BsDbStatement *st = &g_array_index (pool->statements, BsDbStatement, i);
+      if (st->name != NULL && strcmp (st->name, statement) == 0)
+        query->statement = st;
+    }
   query->n_params = n_params;
   query->params = g_new0 (char *, MAX (n_params, 1));
   for (guint i = 0; i < n_params; i++)
@@ -874,6 +1159,13 @@ bs_db_pool_query_async (BsDbPool *pool, const char *statement, const char *const
   query->enqueued_us = g_get_monotonic_time ();
   g_task_set_task_data (task, query, query_free);
 
+  if (query->statement == NULL)
+    {
+      count_query (pool, "error");
+      g_task_return_new_error (task, BS_ERROR, BS_ERROR_INTERNAL, "no statement named %s",
+                               statement);
+      return;
+    }
   if ((!pool->started && !pool->warming_up)
       || (pool->n_connected == 0 && pool->last_connect_failed))
     {
@@ -882,7 +1174,7 @@ bs_db_pool_query_async (BsDbPool *pool, const char *statement, const char *const
                                pool->started ? "database unavailable" : "database not ready");
       return;
     }
-  if (g_queue_get_length (&pool->waiting) >= pool->options.max_waiting)
+  if (pool_n_waiting (pool) >= pool->options.max_waiting)
     {
       count_query (pool, "unavailable");
       g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE,
@@ -893,7 +1185,7 @@ bs_db_pool_query_async (BsDbPool *pool, const char *statement, const char *const
                                       query_timeout_cb, task);
   g_queue_push_tail (&pool->waiting, g_steal_pointer (&task));
   waiting_changed (pool);
-  pool_dispatch (pool);
+  pool_want_dispatch (pool);
 }
 
 PGresult *

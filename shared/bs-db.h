@@ -1,4 +1,5 @@
-/* bs-db.h: a small pool of non-blocking libpq connections on the main loop. */
+/* bs-db.h: a small pool of non-blocking libpq connections on the main loop,
+ * in libpq's pipeline mode. */
 #pragma once
 
 #include "bs-metrics.h"
@@ -16,18 +17,24 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (PGconn, PQfinish)
 #define BS_SQL_TIMESTAMP(col)                                                                      \
   "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
-/* A statement prepared on every connection of the pool. */
+/* A statement prepared on every connection of the pool. @read_only statements
+ * (they change nothing) are pipelined: several share a connection and one
+ * round trip. Any other statement runs alone on its connection, in its own
+ * transaction, and nothing is queued behind it. */
 typedef struct
 {
   const char *name;
   const char *sql;
+  gboolean read_only;
 } BsDbStatement;
 
 typedef struct
 {
   guint size;             /* connections; default 4 */
   guint query_timeout_ms; /* from enqueue to result; default 5000 */
-  guint max_waiting;      /* queued queries before new ones fail; default 1024 */
+  guint max_waiting;      /* queries waiting (queued, or pipelined behind another on a
+                           * connection) before new ones fail; default 1024 */
+  guint pipeline_depth;   /* read-only queries in flight per connection; default 32 */
   const char *application_name;
 } BsDbOptions;
 

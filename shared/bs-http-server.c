@@ -230,6 +230,13 @@ got_headers_cb (SoupServerMessage *msg, gpointer user_data)
       = bs_request_id_from_header (soup_message_headers_get_one (headers, "X-Request-ID"));
   soup_message_headers_replace (soup_server_message_get_response_headers (msg), "X-Request-ID",
                                 request->request_id);
+  /* libsoup closes after answering a request that says "Connection: close"
+   * but does not say so in the response; a client pool that reuses
+   * connections unless told (urllib3) would then send its next request
+   * into a closing socket and get a reset (RFC 9112, 9.6) */
+  if (soup_message_headers_header_contains (headers, "Connection", "close"))
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection",
+                                  "close");
 
   length = soup_message_headers_get_content_length (headers);
   if (soup_message_headers_get_encoding (headers) != SOUP_ENCODING_CONTENT_LENGTH

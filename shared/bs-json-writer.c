@@ -46,8 +46,8 @@ separate (BsJsonWriter *writer)
     g_string_append_c (writer->out, ',');
 }
 
-void
-bs_json_append_string (GString *out, const char *value, gssize length)
+static void
+append_string (GString *out, const char *value, gssize length, gboolean short_bs_ff)
 {
   g_autofree char *repaired = NULL;
   gsize len = length < 0 ? strlen (value) : (gsize) length;
@@ -79,6 +79,12 @@ bs_json_append_string (GString *out, const char *value, gssize length)
           case '\t':
             g_string_append (out, "\\t");
             break;
+          case '\b':
+            g_string_append (out, short_bs_ff ? "\\b" : "\\u0008");
+            break;
+          case '\f':
+            g_string_append (out, short_bs_ff ? "\\f" : "\\u000c");
+            break;
           default:
             if (c < 0x20 || c == 0x7f)
               g_string_append_printf (out, "\\u%04x", c);
@@ -87,6 +93,18 @@ bs_json_append_string (GString *out, const char *value, gssize length)
         }
     }
   g_string_append_c (out, '"');
+}
+
+void
+bs_json_append_string (GString *out, const char *value, gssize length)
+{
+  append_string (out, value, length, FALSE);
+}
+
+void
+bs_json_append_string_glib (GString *out, const char *value, gssize length)
+{
+  append_string (out, value, length, TRUE);
 }
 
 static void

@@ -32,6 +32,10 @@ void bs_json_writer_money (BsJsonWriter *writer, gint64 cents);
 /* Append @value (@length bytes, or up to NUL when -1) as a JSON string
  * literal: invalid UTF-8 repaired, every control character and DEL escaped. */
 void bs_json_append_string (GString *out, const char *value, gssize length);
+/* The same, escaped exactly as json-glib's generator does (BS and FF as \b
+ * and \f rather than \u0008 and \u000c), for replies that used to be
+ * built with it and must keep their bytes. */
+void bs_json_append_string_glib (GString *out, const char *value, gssize length);
 
 /* The text written so far; the writer is consumed. */
 GBytes *bs_json_writer_free_to_bytes (BsJsonWriter *writer);

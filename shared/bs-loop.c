@@ -37,6 +37,11 @@ bs_fd_add (int fd, GIOCondition condition, GUnixFDSourceFunc func, gpointer data
 {
   g_autoptr (GSource) source = g_unix_fd_source_new (fd, condition);
 
+  /* GLib 2.74 takes a source's fds out of the poll set while it is
+   * dispatched and puts them back after, and each of those signals the
+   * context's eventfd: two write(2) per dispatch. Our watches never run a
+   * nested loop, so they may "recurse", which skips that. */
+  g_source_set_can_recurse (source, TRUE);
   return attach_here (source, G_SOURCE_FUNC (func), data);
 }
 

@@ -15,6 +15,7 @@ G_BEGIN_DECLS
 guint bs_timeout_add (guint interval_ms, GSourceFunc func, gpointer data);
 guint bs_timeout_add_seconds (guint interval_s, GSourceFunc func, gpointer data);
 guint bs_idle_add (GSourceFunc func, gpointer data);
+/* @func must not run a nested main loop (the watch may recurse: see bs-loop.c). */
 guint bs_fd_add (int fd, GIOCondition condition, GUnixFDSourceFunc func, gpointer data);
 
 /* Call @func(@data) soon on @context's loop (NULL: the global default, the

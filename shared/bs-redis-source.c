@@ -95,6 +95,7 @@ bs_redis_source_attach (redisAsyncContext *ac)
   RedisSource *rs = (RedisSource *) source;
 
   g_return_if_fail (ac->ev.data == NULL);
+  g_source_set_can_recurse (source, TRUE); /* no eventfd writes per dispatch: see bs_fd_add() */
   rs->ac = ac;
   rs->poll_fd.fd = ac->c.fd;
   rs->poll_fd.events = 0;

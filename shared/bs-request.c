@@ -238,6 +238,22 @@ bs_request_reply_bytes (BsRequest *request, guint status, const char *content_ty
 }
 
 void
+bs_request_reply_string (BsRequest *request, guint status, GString *json)
+{
+  gsize len = json->len;
+
+  if (!reply_begin (request))
+    {
+      g_string_free (json, TRUE);
+      return;
+    }
+  soup_server_message_set_status (request->msg, status, NULL);
+  soup_server_message_set_response (request->msg, "application/json", SOUP_MEMORY_TAKE,
+                                    g_string_free (json, FALSE), len);
+  reply_end (request);
+}
+
+void
 bs_request_reply_json (BsRequest *request, guint status, JsonNode *body)
 {
   gsize len = 0;

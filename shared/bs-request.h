@@ -45,6 +45,8 @@ void bs_request_pause (BsRequest *request);
 void bs_request_reply_json (BsRequest *request, guint status, JsonNode *body);
 void bs_request_reply_bytes (BsRequest *request, guint status, const char *content_type,
                              GBytes *body);
+/* A JSON body already written as text (bs-json-writer.h); takes @json. */
+void bs_request_reply_string (BsRequest *request, guint status, GString *json);
 void bs_request_reply_empty (BsRequest *request, guint status);
 /* 503 errors get "Retry-After: 1" unless the handler set one. */
 void bs_request_reply_error (BsRequest *request, const GError *error);

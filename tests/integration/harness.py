@@ -590,6 +590,7 @@ def daemon_base_env():
     # the whole suite runs the daemons multi-threaded; a test sets 1 to see
     # the single-loop behaviour.
     env["BOOKS_THREADS"] = TEST_THREADS
+    env["ORDERS_THREADS"] = TEST_THREADS
     return env
 
 

@@ -439,8 +439,9 @@ def test_health_burst_is_one_database_ping(daemons, pg):
 
 
 def test_book_lookups_beyond_books_max_waiting_are_shed(odaemons):
+    # one loop: the limits count per event loop
     pair = ServicePair(odaemons, orders_env={"BOOKS_MAX_CONNECTIONS": "1", "BOOKS_MAX_WAITING": "2",
-                                             "BOOKS_TIMEOUT_MS": "3000"})
+                                             "BOOKS_TIMEOUT_MS": "3000", "ORDERS_THREADS": "1"})
     book = pair.books_api.create_book(title="shed")
     pair.books.send_signal(signal.SIGSTOP)
     try:

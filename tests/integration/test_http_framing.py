@@ -185,6 +185,31 @@ def test_content_length_posts_over_keep_alive(books):
     assert resp.status == 200 and resp.json()["title"] == "keep-alive 0", resp
 
 
+@pytest.mark.parametrize("path, status", [("/v1/books/1", None), ("/v1/books/999999", 404),
+                                          ("/v1/books/abc", 400), ("/livez", 200)])
+def test_connection_close_is_answered_with_connection_close(books, path, status):
+    """A request that says Connection: close is answered saying so, then the
+    connection closes: a client pool that keeps connections unless told
+    (urllib3) must not reuse it."""
+    book = books.daemon.api.create_book(title="closing")
+    path = path.replace("/1", f"/{book['id']}") if status is None else path
+    with RawConnection(books.port) as conn:
+        conn.send(request_bytes("GET", path, [("Connection", "close")]))
+        resp = conn.read_response()
+        assert resp.status == (status or 200), resp
+        assert resp.has_token("Connection", "close"), resp
+        assert conn.wait_closed(scaled(5)), "the connection stayed open after Connection: close"
+
+
+def test_a_session_sending_connection_close_never_sees_a_reset(books):
+    book = books.daemon.api.create_book(title="no reset")
+    with requests.Session() as s:
+        s.headers["Connection"] = "close"
+        for _ in range(200):
+            resp = s.get(books.daemon.url(f"/v1/books/{book['id']}"), timeout=DEFAULT_TIMEOUT)
+            assert resp.status_code == 200 and resp.headers.get("Connection") == "close", resp
+
+
 def test_expect_100_continue_post(books):
     body = json.dumps({"title": "expect", "author": "a", "price": "4.00"}).encode()
     with RawConnection(books.port) as conn:

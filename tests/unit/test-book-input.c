@@ -1,8 +1,10 @@
-/* test-book-input.c: validation of POST/PUT /v1/books bodies. */
+/* test-book-input.c: validation of POST/PUT /v1/books bodies, and rows to JSON. */
 #include "books-book.h"
 
 #include "bs-error.h"
 #include "bs-json.h"
+
+#include <libpq-fe.h>
 
 #include <string.h>
 
@@ -166,6 +168,93 @@ test_update_clear_description (void)
   g_assert_false (input.has_price);
 }
 
+/* A one-row result with the columns of BOOKS_BOOK_COLUMNS; NULL is SQL NULL. */
+static PGresult *
+book_row (const char *const values[BOOKS_BOOK_N_COLUMNS])
+{
+  PGresult *result = PQmakeEmptyPGresult (NULL, PGRES_TUPLES_OK);
+  PGresAttDesc attrs[BOOKS_BOOK_N_COLUMNS] = { 0 };
+  static const char *const names[]
+      = { "id", "title", "author", "description", "price", "active", "created_at", "updated_at" };
+
+  for (int i = 0; i < BOOKS_BOOK_N_COLUMNS; i++)
+    {
+      attrs[i].name = (char *) names[i];
+      attrs[i].typlen = -1;
+    }
+  g_assert_true (PQsetResultAttrs (result, BOOKS_BOOK_N_COLUMNS, attrs));
+  for (int i = 0; i < BOOKS_BOOK_N_COLUMNS; i++)
+    g_assert_true (PQsetvalue (result, 0, i, (char *) values[i],
+                               values[i] != NULL ? (int) strlen (values[i]) : -1));
+  return result;
+}
+
+/* What the reply was when built as a json-glib tree: the reference. */
+static char *
+book_via_json_glib (const char *const v[BOOKS_BOOK_N_COLUMNS], const char *price)
+{
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+  static const char *const names[] = { "title", "author", "description" };
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "id");
+  json_builder_add_int_value (builder, g_ascii_strtoll (v[0], NULL, 10));
+  for (int i = 0; i < 3; i++)
+    {
+      json_builder_set_member_name (builder, names[i]);
+      if (v[1 + i] == NULL)
+        json_builder_add_null_value (builder);
+      else
+        json_builder_add_string_value (builder, v[1 + i]);
+    }
+  json_builder_set_member_name (builder, "price");
+  json_builder_add_string_value (builder, price);
+  json_builder_set_member_name (builder, "active");
+  json_builder_add_boolean_value (builder, g_str_equal (v[5], "t"));
+  json_builder_set_member_name (builder, "created_at");
+  json_builder_add_string_value (builder, v[6]);
+  json_builder_set_member_name (builder, "updated_at");
+  json_builder_add_string_value (builder, v[7]);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  return bs_json_to_string (root, NULL);
+}
+
+static void
+test_book_json (void)
+{
+  static const struct
+  {
+    const char *values[BOOKS_BOOK_N_COLUMNS];
+    const char *price; /* as answered */
+  } cases[] = {
+    { { "1", "Dune", "Frank Herbert", "A desert planet", "15.99", "t",
+        "2026-11-25T17:58:44.662393Z", "2026-11-25T17:58:44.662393Z" },
+      "15.99" },
+    { { "9223372036854775807", "Caf\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac \xf0\x9f\x93\x9a",
+        "\"quoted\" \\ back <b>&amp;</b>", NULL, "0.00", "f", "2026-01-01T00:00:00.000000Z",
+        "2026-01-02T00:00:00.000000Z" },
+      "0.00" },
+    { { "42", "tab\tlf\ncr\rbs\bff\f", "\x01\x02\x1e\x1f\x7f",
+        "\xe2\x80\xa8 \xe2\x80\xa9 soft\xc2\xadhyphen", "99999999.99", "t",
+        "2026-11-25T17:58:44.000000Z", "2026-11-25T17:58:44.000001Z" },
+      "99999999.99" },
+    { { "7", "", "", "", "1.5", "t", "2026-11-25T17:58:44.662393Z", "2026-11-25T17:58:44.662393Z" },
+      "1.50" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (PGresult) result = book_row (cases[i].values);
+      g_autoptr (GString) out = g_string_new ("[");
+      g_autofree char *expected = book_via_json_glib (cases[i].values, cases[i].price);
+
+      books_book_append_json (out, result, 0, 0);
+      g_assert_cmpstr (out->str + 1, ==, expected);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -177,5 +266,6 @@ main (int argc, char **argv)
   g_test_add_func ("/books/input/rules", test_input_rules);
   g_test_add_func ("/books/input/update", test_update);
   g_test_add_func ("/books/input/update-clear-description", test_update_clear_description);
+  g_test_add_func ("/books/json/row", test_book_json);
   return g_test_run ();
 }
