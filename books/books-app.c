@@ -41,7 +41,7 @@ books_loop_setup (BsService *service, guint index, BsRouter *router, BsMetrics *
   BsDbOptions options = app->db_options;
   guint n_loops = bs_service_get_n_loops (service);
 
-  options.size = MAX (app->pool_size / n_loops + (index < app->pool_size % n_loops ? 1 : 0), 1);
+  options.size = bs_db_pool_share (app->pool_size, index, n_loops);
   loop->pool = bs_db_pool_new (app->dsn, books_store_statements, &options, metrics);
   if (index == 0)
     app->migrator
@@ -75,13 +75,7 @@ books_app_new (GError **error)
   bs_db_options_init_default (options);
   options->application_name = SERVICE_NAME;
   if (!bs_config_get_pg_dsn ("BOOKS_DB_DSN", &app->dsn, error)
-      || !bs_config_get_uint ("BOOKS_DB_POOL_SIZE", options->size, 1, 64, &app->pool_size, error)
-      || !bs_config_get_uint ("BOOKS_DB_TIMEOUT_MS", options->query_timeout_ms, 100, 600000,
-                              &options->query_timeout_ms, error)
-      || !bs_config_get_uint ("BOOKS_DB_MAX_WAITING", options->max_waiting, 1, 1000000,
-                              &options->max_waiting, error)
-      || !bs_config_get_uint ("BOOKS_DB_PIPELINE_DEPTH", options->pipeline_depth, 1, 1024,
-                              &options->pipeline_depth, error)
+      || !bs_db_options_from_env ("BOOKS", options, &app->pool_size, error)
       || !bs_config_get_threads ("BOOKS_THREADS", &n_loops, error))
     return NULL;
 

@@ -65,12 +65,6 @@ typedef struct
   OrdersApi api;
 } OrdersLoop;
 
-static guint
-pool_share (OrdersApp *app, guint index, guint n_loops)
-{
-  return MAX (app->pool_size / n_loops + (index < app->pool_size % n_loops ? 1 : 0), 1);
-}
-
 static gpointer
 orders_loop_setup (BsService *service, guint index, BsRouter *router, BsMetrics *metrics,
                    gpointer user_data, GError **error)
@@ -92,7 +86,7 @@ orders_loop_setup (BsService *service, guint index, BsRouter *router, BsMetrics 
       loop->books = orders_books_new (&app->books_options, app->books, metrics, error);
       if (loop->books == NULL)
         return NULL;
-      options.size = pool_share (app, index, bs_service_get_n_loops (service));
+      options.size = bs_db_pool_share (app->pool_size, index, bs_service_get_n_loops (service));
       loop->pool = bs_db_pool_new (app->dsn, orders_store_statements, &options, metrics);
       bs_migrator_add_pool (app->migrator, loop->pool);
     }
@@ -300,13 +294,7 @@ orders_app_new (GError **error)
   options->application_name = SERVICE_NAME;
   app->key_retention_hours = 24;
   if (!bs_config_get_pg_dsn ("DATABASE_URL", &app->dsn, error)
-      || !bs_config_get_uint ("ORDERS_DB_POOL_SIZE", options->size, 1, 64, &app->pool_size, error)
-      || !bs_config_get_uint ("ORDERS_DB_TIMEOUT_MS", options->query_timeout_ms, 100, 600000,
-                              &options->query_timeout_ms, error)
-      || !bs_config_get_uint ("ORDERS_DB_MAX_WAITING", options->max_waiting, 1, 1000000,
-                              &options->max_waiting, error)
-      || !bs_config_get_uint ("ORDERS_DB_PIPELINE_DEPTH", options->pipeline_depth, 1, 1024,
-                              &options->pipeline_depth, error)
+      || !bs_db_options_from_env ("ORDERS", options, &app->pool_size, error)
       || !bs_config_get_uint ("IDEMPOTENCY_KEY_RETENTION_HOURS", app->key_retention_hours, 24, 8760,
                               &app->key_retention_hours, error)
       || !read_books_options (&app->books_options, &app->books_url, error)
@@ -322,7 +310,7 @@ orders_app_new (GError **error)
   if (app->books == NULL)
     return NULL;
   loop0_options = *options;
-  loop0_options.size = pool_share (app, 0, n_loops);
+  loop0_options.size = bs_db_pool_share (app->pool_size, 0, n_loops);
   app->pool = bs_db_pool_new (app->dsn, orders_store_statements, &loop0_options,
                               bs_service_get_metrics (app->service));
   app->migrator

@@ -17,6 +17,7 @@
  * that is lost. */
 #include "bs-db.h"
 
+#include "bs-config.h"
 #include "bs-error.h"
 #include "bs-loop.h"
 #include "bs-request.h"
@@ -147,6 +148,29 @@ bs_db_options_init_default (BsDbOptions *options)
   options->max_waiting = 1024;
   options->pipeline_depth = 32;
   options->application_name = "bookstore";
+}
+
+gboolean
+bs_db_options_from_env (const char *prefix, BsDbOptions *options, guint *pool_size, GError **error)
+{
+  g_autofree char *size_name = g_strconcat (prefix, "_DB_POOL_SIZE", NULL);
+  g_autofree char *timeout_name = g_strconcat (prefix, "_DB_TIMEOUT_MS", NULL);
+  g_autofree char *waiting_name = g_strconcat (prefix, "_DB_MAX_WAITING", NULL);
+  g_autofree char *depth_name = g_strconcat (prefix, "_DB_PIPELINE_DEPTH", NULL);
+
+  return bs_config_get_uint (size_name, options->size, 1, 64, pool_size, error)
+         && bs_config_get_uint (timeout_name, options->query_timeout_ms, 100, 600000,
+                                &options->query_timeout_ms, error)
+         && bs_config_get_uint (waiting_name, options->max_waiting, 1, 1000000,
+                                &options->max_waiting, error)
+         && bs_config_get_uint (depth_name, options->pipeline_depth, 1, 1024,
+                                &options->pipeline_depth, error);
+}
+
+guint
+bs_db_pool_share (guint pool_size, guint index, guint n_loops)
+{
+  return MAX (pool_size / n_loops + (index < pool_size % n_loops ? 1 : 0), 1);
 }
 
 void

@@ -42,6 +42,16 @@ typedef struct _BsDbPool BsDbPool;
 
 void bs_db_options_init_default (BsDbOptions *options);
 
+/* @options from the environment: <PREFIX>_DB_TIMEOUT_MS, _DB_MAX_WAITING and
+ * _DB_PIPELINE_DEPTH (absent: @options' own values); <PREFIX>_DB_POOL_SIZE
+ * goes to *@pool_size, the connections of every event loop together.
+ * BS_ERROR_CONFIG names a bad value. */
+gboolean bs_db_options_from_env (const char *prefix, BsDbOptions *options, guint *pool_size,
+                                 GError **error);
+
+/* Loop @index's share of @pool_size connections over @n_loops: at least one. */
+guint bs_db_pool_share (guint pool_size, guint index, guint n_loops);
+
 /* @statements ends with a { NULL, NULL } entry and must outlive the pool.
  * Gauges and counters of the pool are added to @metrics. */
 BsDbPool *bs_db_pool_new (const char *dsn, const BsDbStatement *statements,

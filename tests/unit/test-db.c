@@ -1,5 +1,8 @@
 /* test-db.c: the libpq connection parameters the pool builds. */
 #include "bs-db.h"
+#include "bs-error.h"
+
+#include <string.h>
 
 static void
 test_host_to_resolve (void)
@@ -69,11 +72,49 @@ test_connect_params (void)
   g_assert_cmpuint (host_at, >, dbname_at);
 }
 
+static void
+test_pool_share (void)
+{
+  /* 5 connections over 3 loops: 2 + 2 + 1; never none */
+  g_assert_cmpuint (bs_db_pool_share (5, 0, 3), ==, 2);
+  g_assert_cmpuint (bs_db_pool_share (5, 1, 3), ==, 2);
+  g_assert_cmpuint (bs_db_pool_share (5, 2, 3), ==, 1);
+  g_assert_cmpuint (bs_db_pool_share (4, 0, 1), ==, 4);
+  g_assert_cmpuint (bs_db_pool_share (1, 1, 2), ==, 1);
+}
+
+static void
+test_options_from_env (void)
+{
+  g_autoptr (GError) error = NULL;
+  BsDbOptions options;
+  guint pool_size = 0;
+
+  bs_db_options_init_default (&options);
+  g_unsetenv ("TESTDB_DB_POOL_SIZE");
+  g_setenv ("TESTDB_DB_TIMEOUT_MS", "250", TRUE);
+  g_setenv ("TESTDB_DB_PIPELINE_DEPTH", "1", TRUE);
+  g_unsetenv ("TESTDB_DB_MAX_WAITING");
+  g_assert_true (bs_db_options_from_env ("TESTDB", &options, &pool_size, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (pool_size, ==, 4); /* the default */
+  g_assert_cmpuint (options.query_timeout_ms, ==, 250);
+  g_assert_cmpuint (options.pipeline_depth, ==, 1);
+  g_assert_cmpuint (options.max_waiting, ==, 1024);
+
+  g_setenv ("TESTDB_DB_PIPELINE_DEPTH", "0", TRUE);
+  g_assert_false (bs_db_options_from_env ("TESTDB", &options, &pool_size, &error));
+  g_assert_error (error, BS_ERROR, BS_ERROR_CONFIG);
+  g_assert_nonnull (strstr (error->message, "TESTDB_DB_PIPELINE_DEPTH"));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/bs/db/host-to-resolve", test_host_to_resolve);
   g_test_add_func ("/bs/db/connect-params", test_connect_params);
+  g_test_add_func ("/bs/db/pool-share", test_pool_share);
+  g_test_add_func ("/bs/db/options-from-env", test_options_from_env);
   return g_test_run ();
 }
