@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from harness import (EX_CONFIG, NotifySocket, TableLock, assert_status, connection_refused,
-                     daemon_base_env, describe, free_port, project_version, read_http_response,
-                     wait_for)
+                     daemon_base_env, describe, free_port, metric_value, project_version,
+                     read_http_response, scrape, wait_for)
 
 
 # --------------------------------------------------------------------------
@@ -129,17 +129,28 @@ def test_default_port_is_used_when_port_unset(daemons, pg):
 # SIGTERM / SIGINT
 
 
-def test_sigterm_finishes_in_flight_requests(daemons, pg):
+@pytest.mark.parametrize("depth", ["1", "32"], ids=["one-query-per-backend", "pipelined"])
+def test_sigterm_finishes_in_flight_requests(daemons, pg, depth):
+    """Depth 1 puts each query on its own backend; at depth 32, queries that
+    arrive together share one backend's pipeline, so only the first of them
+    waits on the lock in PostgreSQL and the others wait behind it."""
     # a pool big enough for the 3 queries on whichever loop they land
-    d = daemons.start(env={"BOOKS_DB_TIMEOUT_MS": "30000", "BOOKS_DB_POOL_SIZE": "8"})
+    d = daemons.start(env={"BOOKS_DB_TIMEOUT_MS": "30000", "BOOKS_DB_POOL_SIZE": "8",
+                           "BOOKS_DB_PIPELINE_DEPTH": depth})
     d.api.create_book(title="in flight")
     n = 3
     with TableLock(pg, d.db) as lock:
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=n)
         try:
             futures = [pool.submit(requests.get, d.url("/v1/books"), timeout=30) for _ in range(n)]
-            wait_for(lambda: lock.waiting_backends() >= n, 10,
-                     message=f"{n} daemon queries blocked on the lock")
+            if depth == "1":
+                wait_for(lambda: lock.waiting_backends() >= n, 10,
+                         message=f"{n} daemon queries blocked on the lock")
+            else:
+                # the scrape itself is in flight while it is answered
+                wait_for(lambda: lock.waiting_backends() >= 1
+                         and metric_value(scrape(d), "http_requests_in_flight") >= n + 1, 10,
+                         message=f"{n} requests in flight behind a blocked query")
             assert not any(f.done() for f in futures)
 
             d.send_signal(signal.SIGTERM)
