@@ -375,10 +375,10 @@ find_mirror() { # find_mirror SUITE: the host's apt URI for SUITE main
   apt-get indextargets --no-release-info --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' \
     'Identifier: Packages' 2>/dev/null | awk -v s="$1" '$2 == s && $3 == "main" { print $1; exit }'
 }
+# No mirror is written here: the host's apt configuration names it.
 MIRROR=${BOOKSTORE_DEBIAN_MIRROR:-$(find_mirror "$SUITE")}
-MIRROR=${MIRROR:-http://deb.debian.org/debian/}
+[ -n "$MIRROR" ] || die "no apt source for $SUITE main on this host; set BOOKSTORE_DEBIAN_MIRROR"
 SECURITY=${BOOKSTORE_SECURITY_MIRROR:-$(find_mirror "$SUITE-security")}
-SECURITY=${SECURITY:-http://deb.debian.org/debian-security/}
 mapfile -t packages < <(printf '%s\n' "${ROOT_PACKAGES[@]}" "${runtime_deps[@]}" | sort -u)
 key=$(printf '%s\n' "recipe=$ROOT_RECIPE" "suite=$SUITE" "include=$DEBOOTSTRAP_INCLUDE" \
   "mirror=$MIRROR" "security=$SECURITY" "${packages[@]}" | sha256sum | cut -c 1-16)
@@ -401,7 +401,7 @@ build_root() {
   cat >"$tmp/etc/apt/sources.list" <<EOF
 deb $MIRROR $SUITE main
 deb $MIRROR $SUITE-updates main
-deb $SECURITY $SUITE-security main
+${SECURITY:+deb $SECURITY $SUITE-security main}
 EOF
   # no daemon may start while the packages are installed outside a booted system
   printf '#!/bin/sh\nexit 101\n' >"$tmp/usr/sbin/policy-rc.d"
