@@ -302,7 +302,10 @@ orders_app_new (GError **error)
     return NULL;
 
   app->service = bs_service_new (SERVICE_NAME, DEFAULT_PORT, error);
-  if (app->service == NULL)
+  /* tokens, when configured, on writes and on reading orders */
+  if (app->service == NULL
+      || !bs_service_require_tokens (app->service, (const char *const[]){ "/v1/orders", NULL },
+                                     error))
     return NULL;
   /* loop 0 runs on this, the main thread: its client and pool are made here */
   app->books

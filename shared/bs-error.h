@@ -30,6 +30,7 @@ typedef enum
   BS_ERROR_HEADERS_TOO_LARGE,      /* 431 HEADERS_TOO_LARGE */
   BS_ERROR_EXPECTATION_FAILED,     /* 417 EXPECTATION_FAILED */
   BS_ERROR_HTTP_VERSION,           /* 505 HTTP_VERSION_NOT_SUPPORTED */
+  BS_ERROR_UNAUTHORIZED,           /* 401 UNAUTHORIZED (no or a wrong bearer token) */
 } BsErrorCode;
 
 GQuark bs_error_quark (void);

@@ -5,6 +5,7 @@
  * keep-alive connections), access records and metrics. */
 #include "bs-http-server.h"
 
+#include "bs-auth.h"
 #include "bs-build-config.h"
 #include "bs-error.h"
 #include "bs-heap-trim.h"
@@ -62,6 +63,8 @@ struct _BsHttpServer
   BsMetricFamily *connections_open;
   BsMetricFamily *connections_refused;
   BsMetricFamily *accept_pauses;
+  BsAuth *auth; /* bearer tokens, or NULL: no request needs one */
+  BsMetricFamily *auth_counter;
 };
 
 typedef struct
@@ -215,6 +218,30 @@ reject_huge_body (BsHttpServer *server, SoupServerMessage *msg, BsRequest *reque
       g_bytes_get_size (reply->response), G_PRIORITY_DEFAULT, NULL, stolen_written, reply);
 }
 
+/* Before a handler runs, and before its body is read: a request that needs a
+ * bearer token and has none that fits gets 401 and never reaches a handler. */
+static void
+check_token (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request)
+{
+  GUri *uri = soup_server_message_get_uri (msg);
+  const char *method = soup_server_message_get_method (msg);
+  const char *authorization;
+
+  if (server->auth == NULL || uri == NULL || method == NULL
+      || !bs_auth_is_protected (server->auth, method, g_uri_get_path (uri)))
+    return;
+  authorization = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                                "Authorization");
+  if (bs_auth_check (server->auth, server->auth_counter, authorization, &request->auth_subject)
+      == BS_AUTH_OK)
+    return;
+  /* the body, if any, is read and dropped, and the connection kept */
+  soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "WWW-Authenticate",
+                                "Bearer");
+  set_error_response (msg, BS_ERROR_UNAUTHORIZED, "a valid bearer token is required");
+}
+
 static void
 got_headers_cb (SoupServerMessage *msg, gpointer user_data)
 {
@@ -241,7 +268,10 @@ got_headers_cb (SoupServerMessage *msg, gpointer user_data)
   length = soup_message_headers_get_content_length (headers);
   if (soup_message_headers_get_encoding (headers) != SOUP_ENCODING_CONTENT_LENGTH
       || (guint64) length <= server->limits.max_body_bytes)
-    return;
+    {
+      check_token (server, msg, request);
+      return;
+    }
   /* Up to a bound, read and discard the body so that clients that send it
    * before reading (most do) see the 413; beyond it, do not wait for it. */
   if ((guint64) length <= BS_HTTP_DRAIN_LIMIT
@@ -386,9 +416,9 @@ record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request,
 
   user_agent
       = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "User-Agent");
-  bs_log_access (g_strcmp0 (user_agent, WATCHDOG_USER_AGENT) == 0 ? G_LOG_LEVEL_DEBUG
-                                                                  : G_LOG_LEVEL_INFO,
-                 request->request_id, method, path, status, seconds * 1000.0);
+  bs_log_access (
+      g_strcmp0 (user_agent, WATCHDOG_USER_AGENT) == 0 ? G_LOG_LEVEL_DEBUG : G_LOG_LEVEL_INFO,
+      request->request_id, method, path, status, seconds * 1000.0, request->auth_subject);
 }
 
 static void
@@ -515,7 +545,7 @@ stream_rejected (BsHttpStream *stream, int code, const char *message, const char
                  (const char *const[]){ "unmatched", method_label (method), status_class (status),
                                         status_code, NULL },
                  1);
-  bs_log_access (G_LOG_LEVEL_INFO, request_id, method, target, status, 0.0);
+  bs_log_access (G_LOG_LEVEL_INFO, request_id, method, target, status, 0.0, NULL);
   return direct_response (code, message, request_id, FALSE);
 }
 
@@ -718,6 +748,7 @@ bs_http_server_free (BsHttpServer *server)
   g_clear_object (&server->keepalive_socket[0]);
   g_clear_object (&server->keepalive_socket[1]);
   bs_router_free (server->router);
+  g_clear_pointer (&server->auth, bs_auth_unref);
   g_free (server);
 }
 
@@ -889,6 +920,14 @@ bs_http_server_share_limits (BsHttpServer *server, BsHttpServer *first, guint n_
 {
   server->open_total = first->open_total;
   server->refuse_budget = MAX (BS_HTTP_REFUSE_BUDGET / MAX (n_loops, 1), 1);
+}
+
+void
+bs_http_server_set_auth (BsHttpServer *server, BsAuth *auth, BsMetrics *metrics)
+{
+  g_clear_pointer (&server->auth, bs_auth_unref);
+  server->auth = bs_auth_ref (auth);
+  server->auth_counter = bs_auth_metrics_new (metrics);
 }
 
 guint

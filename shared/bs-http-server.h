@@ -1,6 +1,7 @@
 /* bs-http-server.h: a libsoup server with limits, routing, access log and metrics. */
 #pragma once
 
+#include "bs-auth.h"
 #include "bs-metrics.h"
 #include "bs-router.h"
 
@@ -71,6 +72,12 @@ void bs_http_server_set_drained_func (BsHttpServer *server, GSourceFunc func, gp
  * server that outlives this one), so that max_connections bounds their sum,
  * and take a 1/@n_loops share of the refusal budget. */
 void bs_http_server_share_limits (BsHttpServer *server, BsHttpServer *first, guint n_loops);
+
+/* Requests that need a bearer token (bs_auth_is_protected()) are checked
+ * against @auth when their headers arrive: without a valid token, 401 and
+ * "WWW-Authenticate: Bearer", and no handler runs. Counted in @metrics
+ * (http_auth_total), the server's own registry. Call before listening. */
+void bs_http_server_set_auth (BsHttpServer *server, BsAuth *auth, BsMetrics *metrics);
 
 /* Requests handed to a handler and not yet finished. */
 guint bs_http_server_get_in_flight (BsHttpServer *server);

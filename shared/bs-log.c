@@ -198,7 +198,8 @@ bs_access_log_from_string (const char *text, BsAccessLog *mode)
 
 void
 bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
-                    const char *method, const char *path, guint status, double duration_ms)
+                    const char *method, const char *path, guint status, double duration_ms,
+                    const char *auth_subject)
 {
   char status_buf[16];
   char duration_buf[G_ASCII_DTOSTR_BUF_SIZE];
@@ -242,8 +243,17 @@ bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *re
       { "HTTP_PATH", path, -1 },
       { "HTTP_STATUS", status_buf, -1 },
       { "DURATION_MS", duration_buf, -1 },
+      { "AUTH_SUBJECT", auth_subject, -1 }, /* left out when NULL: see below */
       { "MESSAGE", message, -1 },
     };
-    g_log_structured_array (level, fields, G_N_ELEMENTS (fields));
+    gsize n = G_N_ELEMENTS (fields);
+
+    if (auth_subject == NULL)
+      {
+        /* no subject: MESSAGE moves up over it, and stays last */
+        fields[n - 2] = fields[n - 1];
+        n--;
+      }
+    g_log_structured_array (level, fields, n);
   }
 }

@@ -44,11 +44,14 @@ void bs_log_set_access (BsAccessLog mode, guint max_per_s);
 /* "all", "errors" or "off"; FALSE for anything else. */
 gboolean bs_access_log_from_string (const char *text, BsAccessLog *mode);
 
-/* One access record per HTTP request (as ACCESS_LOG says). */
+/* One access record per HTTP request (as ACCESS_LOG says). @auth_subject:
+ * the name of the bearer token that admitted it (AUTH_SUBJECT=), or NULL. */
 void bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
-                         const char *method, const char *path, guint status, double duration_ms);
+                         const char *method, const char *path, guint status, double duration_ms,
+                         const char *auth_subject);
 
-#define bs_log_access(level, request_id, method, path, status, duration_ms)                        \
-  bs_log_access_full (G_LOG_DOMAIN, level, request_id, method, path, status, duration_ms)
+#define bs_log_access(level, request_id, method, path, status, duration_ms, auth_subject)          \
+  bs_log_access_full (G_LOG_DOMAIN, level, request_id, method, path, status, duration_ms,          \
+                      auth_subject)
 
 G_END_DECLS

@@ -28,6 +28,7 @@ struct _BsRequest
   gsize body_bytes; /* counted for chunked bodies */
   gboolean too_large;
   gboolean wrote_body; /* the whole response went out */
+  char *auth_subject;  /* the name of the bearer token that admitted it */
 };
 
 BsRequest *bs_request_new (SoupServerMessage *msg);

@@ -33,6 +33,7 @@ bs_request_unref (BsRequest *request)
   if (request == NULL || !g_atomic_int_dec_and_test (&request->ref_count))
     return;
   g_free (request->request_id);
+  g_free (request->auth_subject);
   g_clear_pointer (&request->params, g_hash_table_unref);
   g_clear_pointer (&request->query, g_hash_table_unref);
   g_clear_object (&request->cancellable);
@@ -80,6 +81,12 @@ bs_request_get_header (BsRequest *request, const char *name)
 {
   return soup_message_headers_get_one (soup_server_message_get_request_headers (request->msg),
                                        name);
+}
+
+const char *
+bs_request_get_auth_subject (BsRequest *request)
+{
+  return request->auth_subject;
 }
 
 GCancellable *

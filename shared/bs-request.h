@@ -25,6 +25,9 @@ const char *bs_request_get_param (BsRequest *request, const char *name);
 /* A query parameter, or NULL. */
 const char *bs_request_get_query (BsRequest *request, const char *name);
 const char *bs_request_get_header (BsRequest *request, const char *name);
+/* The name of the bearer token the request came with (API_TOKENS_FILE), or
+ * NULL when it needed none. */
+const char *bs_request_get_auth_subject (BsRequest *request);
 /* Cancelled when the client goes away or the server stops. */
 GCancellable *bs_request_get_cancellable (BsRequest *request);
 

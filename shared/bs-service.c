@@ -1,6 +1,7 @@
 /* bs-service.c: one daemon's lifecycle on the GLib main loop. */
 #include "bs-service.h"
 
+#include "bs-auth.h"
 #include "bs-build-config.h"
 #include "bs-config.h"
 #include "bs-error.h"
@@ -32,7 +33,10 @@ struct _BsService
   gboolean stopping;
   gboolean requests_drained;
   guint holds;
-  GArray *stop_funcs; /* of StopFunc */
+  GArray *stop_funcs;   /* of StopFunc */
+  GArray *reload_funcs; /* of StopFunc: the same shape */
+  guint reload_holds;   /* a reload under way until 0 */
+  BsAuth *auth;         /* bearer tokens, or NULL */
 
   /* several event loops: loop 0 is the main thread's, the others ServiceLoops */
   BsHttpLimits limits;
@@ -157,6 +161,7 @@ bs_service_new_full (const char *name, const char *port_variable, guint16 defaul
   service->server = bs_http_server_new (service->router, service->metrics, &limits);
   service->loop = g_main_loop_new (NULL, FALSE);
   service->stop_funcs = g_array_new (FALSE, FALSE, sizeof (StopFunc));
+  service->reload_funcs = g_array_new (FALSE, FALSE, sizeof (StopFunc));
   return g_steal_pointer (&service);
 }
 
@@ -179,6 +184,8 @@ bs_service_free (BsService *service)
   g_clear_pointer (&service->openapi, g_bytes_unref);
   g_clear_pointer (&service->loop, g_main_loop_unref);
   g_clear_pointer (&service->stop_funcs, g_array_unref);
+  g_clear_pointer (&service->reload_funcs, g_array_unref);
+  g_clear_pointer (&service->auth, bs_auth_unref);
   g_free (service->bind_address);
   g_free (service->name);
   g_free (service);
@@ -243,6 +250,8 @@ loop_start (gpointer user_data, GError **error)
       return FALSE;
     }
   loop->server = bs_http_server_new (router, loop->metrics, &service->limits);
+  if (service->auth != NULL)
+    bs_http_server_set_auth (loop->server, service->auth, loop->metrics);
   bs_http_server_share_limits (loop->server, service->server, service->n_loops);
   return bs_http_server_listen_like (loop->server, service->server, error);
 }
@@ -556,11 +565,114 @@ signal_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* ---- tokens and reloading ------------------------------------------------ */
+
+gboolean
+bs_service_require_tokens (BsService *service, const char *const *protected_reads, GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  g_autoptr (BsAuth) auth = bs_auth_new_from_environment (protected_reads, &local_error);
+
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  if (auth == NULL)
+    {
+      g_message ("writes are open: no %s and no credential %s, so no request needs a token",
+                 BS_AUTH_TOKENS_VARIABLE, BS_AUTH_TOKENS_CREDENTIAL);
+      return TRUE;
+    }
+  g_message ("bearer tokens required for writes%s: %u tokens from %s",
+             protected_reads != NULL ? " and protected reads" : "", bs_auth_get_n_tokens (auth),
+             bs_auth_get_source (auth));
+  if (bs_auth_get_n_tokens (auth) == 0)
+    g_warning ("%s lists no token: every request that needs one is refused",
+               bs_auth_get_source (auth));
+  bs_http_server_set_auth (service->server, auth, service->metrics);
+  service->auth = g_steal_pointer (&auth);
+  return TRUE;
+}
+
+void
+bs_service_add_reload_func (BsService *service, BsServiceReloadFunc func, gpointer user_data)
+{
+  StopFunc reload = { (BsServiceStopFunc) func, user_data };
+
+  g_array_append_val (service->reload_funcs, reload);
+}
+
+void
+bs_service_reload_hold (BsService *service)
+{
+  service->reload_holds++;
+}
+
+void
+bs_service_reload_release (BsService *service)
+{
+  g_return_if_fail (service->reload_holds > 0);
+  if (--service->reload_holds > 0)
+    return;
+  g_message ("reload finished");
+  bs_systemd_notify ("READY=1");
+  bs_systemd_notify_status ("Serving on port %u", service->port);
+}
+
+static void
+tokens_reloaded (BsAuth *auth, const GError *error, gpointer user_data)
+{
+  BsService *service = user_data;
+
+  if (error != NULL)
+    g_warning ("reloading tokens failed; the %u tokens in use stay: %s",
+               bs_auth_get_n_tokens (auth), error->message);
+  else
+    g_message ("tokens reloaded: %u tokens from %s", bs_auth_get_n_tokens (auth),
+               bs_auth_get_source (auth));
+  bs_service_reload_release (service);
+}
+
+static gboolean
+reload_cb (gpointer user_data)
+{
+  BsService *service = user_data;
+  g_autofree char *state = NULL;
+
+  if (service->stopping)
+    return G_SOURCE_CONTINUE;
+  if (service->reload_holds > 0)
+    {
+      g_message ("reload requested while one is under way; ignored");
+      return G_SOURCE_CONTINUE;
+    }
+  state
+      = g_strdup_printf ("RELOADING=1\nMONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time ());
+  bs_systemd_notify (state);
+  bs_systemd_notify_status ("Reloading");
+  g_message ("reload requested (SIGHUP)");
+  service->reload_holds = 1; /* until every reload function has been started */
+  for (guint i = 0; i < service->reload_funcs->len; i++)
+    {
+      StopFunc *reload = &g_array_index (service->reload_funcs, StopFunc, i);
+      ((BsServiceReloadFunc) reload->func) (service, reload->user_data);
+    }
+  if (service->auth != NULL)
+    {
+      bs_service_reload_hold (service);
+      bs_auth_reload_async (service->auth, tokens_reloaded, service);
+    }
+  bs_service_reload_release (service);
+  return G_SOURCE_CONTINUE;
+}
+
 int
 bs_service_run (BsService *service)
 {
   guint term_id = g_unix_signal_add (SIGTERM, signal_cb, service);
   guint int_id = g_unix_signal_add (SIGINT, signal_cb, service);
+  guint hup_id = g_unix_signal_add (SIGHUP, reload_cb, service);
 
   /* no proxy: the self-check talks to ourselves, whatever http_proxy says */
   service->probe_session = soup_session_new_with_options (
@@ -577,6 +689,7 @@ bs_service_run (BsService *service)
 
   g_source_remove (term_id);
   g_source_remove (int_id);
+  g_source_remove (hup_id);
   g_clear_pointer (&service->watchdog, bs_watchdog_free);
   bs_service_stop_loops (service);
   g_message ("%s stopped", service->name);

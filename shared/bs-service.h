@@ -48,6 +48,24 @@ void bs_service_set_loops (BsService *service, guint n_loops, BsServiceLoopSetup
                            BsServiceLoopTeardown teardown, gpointer user_data);
 guint bs_service_get_n_loops (BsService *service);
 
+/* Bearer tokens (bs-auth.h): when API_TOKENS_FILE or the credential
+ * api-tokens is there, every request but GET and HEAD needs a token, and
+ * GET and HEAD under @protected_reads ("/v1/orders"; NULL for none) too.
+ * Without either, writes stay open (and the start says so). Call before
+ * bs_service_listen(); BS_ERROR_CONFIG for a bad file. SIGHUP re-reads the
+ * file; a bad file then keeps the tokens in use. */
+gboolean bs_service_require_tokens (BsService *service, const char *const *protected_reads,
+                                    GError **error);
+
+/* SIGHUP (systemctl reload): each reload function runs on the main loop;
+ * one that finishes later holds the reload (bs_service_reload_hold()) until
+ * it is done (bs_service_reload_release()). systemd hears RELOADING=1 at the
+ * start and READY=1 once every hold is released. */
+typedef void (*BsServiceReloadFunc) (BsService *service, gpointer user_data);
+void bs_service_add_reload_func (BsService *service, BsServiceReloadFunc func, gpointer user_data);
+void bs_service_reload_hold (BsService *service);
+void bs_service_reload_release (BsService *service);
+
 /* Listens and starts the extra loops. */
 gboolean bs_service_listen (BsService *service, GError **error);
 /* Stops and joins the extra loops (bs_service_run() does, when it returns). */

@@ -34,6 +34,7 @@ struct _WorkerApp
   BsRedis *commands; /* everything but the blocking reads */
   WorkerProcessOrder *process_order;
   WorkerCreateOrder *create_order;
+  WorkerToken *token; /* for the Orders API, or NULL */
   WorkerQueue *queues[N_QUEUES];
   BsStreamTrimmer *trimmer; /* the streams the worker writes, on the command connection */
 };
@@ -160,6 +161,7 @@ WorkerApp *
 worker_app_new (GError **error)
 {
   g_autoptr (WorkerApp) app = g_new0 (WorkerApp, 1);
+  g_autoptr (GError) token_error = NULL;
   BsRedisOptions options;
 
   if (!worker_config_load (&app->config, error))
@@ -180,7 +182,15 @@ worker_app_new (GError **error)
   bs_redis_set_state_func (app->commands, commands_state_changed, app);
   worker_metrics_set_connected (&app->metrics, COMMANDS_CONNECTION, FALSE);
 
-  app->create_order = worker_create_order_new (app->commands, &app->config, error);
+  app->token = worker_token_new_from_environment (&token_error);
+  if (token_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&token_error));
+      return NULL;
+    }
+  if (app->token != NULL)
+    bs_service_add_reload_func (app->service, worker_token_reload, app->token);
+  app->create_order = worker_create_order_new (app->commands, &app->config, app->token, error);
   if (app->create_order == NULL)
     return NULL;
   app->process_order = worker_process_order_new (app->commands, &app->config);
@@ -205,6 +215,7 @@ worker_app_free (WorkerApp *app)
   g_clear_pointer (&app->trimmer, bs_stream_trimmer_free);
   g_clear_pointer (&app->commands, bs_redis_free);
   g_clear_pointer (&app->create_order, worker_create_order_free);
+  g_clear_pointer (&app->token, worker_token_free);
   g_clear_pointer (&app->process_order, worker_process_order_free);
   g_clear_pointer (&app->service, bs_service_free);
   worker_config_clear (&app->config);

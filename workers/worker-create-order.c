@@ -31,6 +31,7 @@ struct _WorkerCreateOrder
 {
   BsRedis *commands;
   BsHttpClient *client;
+  WorkerToken *token; /* not owned; NULL: no Authorization */
   guint retries;
   guint timeout_ms;
 };
@@ -67,7 +68,8 @@ call_free (Call *call)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Call, call_free)
 
 WorkerCreateOrder *
-worker_create_order_new (BsRedis *commands, const WorkerConfig *config, GError **error)
+worker_create_order_new (BsRedis *commands, const WorkerConfig *config, WorkerToken *token,
+                         GError **error)
 {
   g_autoptr (BsHttpClient) client = bs_http_client_new (
       "ORDERS_API_URL", config->orders_url, "bookstore-worker/" BS_VERSION, MAX_CONNECTIONS, error);
@@ -78,6 +80,7 @@ worker_create_order_new (BsRedis *commands, const WorkerConfig *config, GError *
   self = g_new0 (WorkerCreateOrder, 1);
   self->commands = commands;
   self->client = g_steal_pointer (&client);
+  self->token = token;
   self->retries = config->http_retries;
   self->timeout_ms = config->http_timeout_ms;
   return self;
@@ -329,7 +332,13 @@ posted (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 post (Call *call)
 {
-  const char *headers[] = { "Idempotency-Key", call->key, NULL };
+  const char *headers[] = { "Idempotency-Key", call->key, NULL, NULL, NULL };
+
+  if (call->self->token != NULL)
+    {
+      headers[2] = "Authorization";
+      headers[3] = worker_token_get_authorization (call->self->token);
+    }
 
   call->attempts++;
   bs_http_client_request_async (call->self->client, "POST", "/v1/orders", call->request_id, headers,

@@ -5,14 +5,16 @@
 
 #include "worker-config.h"
 #include "worker-queue.h"
+#include "worker-token.h"
 
 G_BEGIN_DECLS
 
 typedef struct _WorkerCreateOrder WorkerCreateOrder;
 
-/* @commands outlives it. BS_ERROR_CONFIG for a bad ORDERS_API_URL. */
+/* @commands and @token (NULL: calls go without a token) outlive it.
+ * BS_ERROR_CONFIG for a bad ORDERS_API_URL. */
 WorkerCreateOrder *worker_create_order_new (BsRedis *commands, const WorkerConfig *config,
-                                            GError **error);
+                                            WorkerToken *token, GError **error);
 void worker_create_order_free (WorkerCreateOrder *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (WorkerCreateOrder, worker_create_order_free)
 

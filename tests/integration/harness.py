@@ -575,7 +575,7 @@ TEST_THREADS = os.environ.get("BOOKSTORE_TEST_THREADS", "2")
 _STRIP_ENV_PREFIXES = ("LISTEN_", "NOTIFY_", "WATCHDOG_", "BOOKS_", "ORDERS_", "REDIS_", "IDEMPOTENCY_",
                        "PG", "HTTP_")
 _STRIP_ENV = {"PORT", "BIND_ADDRESS", "JOURNAL_STREAM", "INVOCATION_ID", "G_MESSAGES_DEBUG",
-              "DATABASE_URL", "BOOKS_SERVICE_URL",
+              "DATABASE_URL", "BOOKS_SERVICE_URL", "API_TOKENS_FILE", "CREDENTIALS_DIRECTORY",
               "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
               "no_proxy", "NO_PROXY"}
 SANITIZER_RE = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|"
