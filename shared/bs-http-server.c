@@ -376,6 +376,24 @@ method_label (const char *method)
   return "other";
 }
 
+/* Each route's series from the start (Prometheus' instrumentation guide:
+ * avoid missing metrics): its duration histogram, and its request counter
+ * for 2xx, 4xx and 5xx, so that the 5xx rate of a healthy service is 0 and
+ * not "No data". A class's zero series carries the class's generic code
+ * (RFC 9110: x00); the real codes come with the requests. */
+static void
+init_route_series (const char *method, const char *path_template, gpointer user_data)
+{
+  static const char *const classes[][2] = { { "2xx", "200" }, { "4xx", "400" }, { "5xx", "500" } };
+  BsHttpServer *server = user_data;
+  const char *m = method_label (method);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (classes); i++)
+    bs_metric_init (server->requests_total,
+                    (const char *const[]){ path_template, m, classes[i][0], classes[i][1], NULL });
+  bs_metric_init (server->request_duration, (const char *const[]){ path_template, m, NULL });
+}
+
 /* Metrics and the access record of one request, whichever way it ended. */
 static void
 record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request, guint status)
@@ -804,6 +822,7 @@ listen_on (BsHttpServer *server, GSocket *socket_in, gboolean socket_activated, 
   g_autoptr (GSocketAddress) local = NULL;
 
   server->socket_activated = socket_activated;
+  bs_router_foreach (server->router, init_route_series, server); /* every route is added by now */
   g_socket_set_blocking (socket, FALSE);
   local = g_socket_get_local_address (socket, error);
   if (local == NULL)

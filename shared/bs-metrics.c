@@ -218,11 +218,7 @@ bs_metrics_histogram (BsMetrics *metrics, const char *name, const char *help,
   family->buckets = g_memdup2 (buckets, n_buckets * sizeof (double));
   family->n_buckets = n_buckets;
   if (family->n_labels == 0)
-    {
-      g_mutex_lock (&metrics->lock);
-      family_sample (family, NULL);
-      g_mutex_unlock (&metrics->lock);
-    }
+    bs_metric_init (family, NULL);
   return family;
 }
 
@@ -295,6 +291,14 @@ bs_metric_observe (BsMetricFamily *family, const char *const *label_values, doub
       sample->sum += value;
       sample->count++;
     }
+  g_mutex_unlock (&family->owner->lock);
+}
+
+void
+bs_metric_init (BsMetricFamily *family, const char *const *label_values)
+{
+  g_mutex_lock (&family->owner->lock);
+  family_sample (family, label_values);
   g_mutex_unlock (&family->owner->lock);
 }
 

@@ -46,6 +46,12 @@ void bs_metrics_remove_shard (BsMetrics *metrics, BsMetrics *shard);
 void bs_metric_inc (BsMetricFamily *family, const char *const *label_values, double by);
 void bs_metric_set (BsMetricFamily *family, const char *const *label_values, double value);
 void bs_metric_observe (BsMetricFamily *family, const char *const *label_values, double value);
+/* Export one series from the start, before anything happens to it: a
+ * counter or gauge at 0, a histogram with no observations. A series that
+ * exists already is left as it is. Queries over label values that have not
+ * occurred yet (the 5xx of a healthy service) then give 0, not nothing, and
+ * rate() sees the first increment. */
+void bs_metric_init (BsMetricFamily *family, const char *const *label_values);
 /* Forget one series of a family with labels (a thing that is gone, such as
  * a consumer group deleted); it is no longer rendered. */
 void bs_metric_remove (BsMetricFamily *family, const char *const *label_values);

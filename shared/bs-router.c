@@ -144,6 +144,16 @@ bs_router_match (BsRouter *router, const char *method, const char *path, const B
   return BS_ROUTE_METHOD_NOT_ALLOWED;
 }
 
+void
+bs_router_foreach (BsRouter *router, BsRouteFunc func, gpointer user_data)
+{
+  for (guint i = 0; i < router->routes->len; i++)
+    {
+      const BsRoute *r = g_ptr_array_index (router->routes, i);
+      func (r->method, r->path_template, user_data);
+    }
+}
+
 const char *
 bs_route_get_template (const BsRoute *route)
 {

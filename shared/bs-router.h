@@ -34,6 +34,10 @@ void bs_router_add (BsRouter *router, const char *method, const char *path_templ
 BsRouteMatch bs_router_match (BsRouter *router, const char *method, const char *path,
                               const BsRoute **route, GHashTable **params, char **allow);
 
+/* Calls @func for each route added, in the order they were added. */
+typedef void (*BsRouteFunc) (const char *method, const char *path_template, gpointer user_data);
+void bs_router_foreach (BsRouter *router, BsRouteFunc func, gpointer user_data);
+
 const char *bs_route_get_template (const BsRoute *route);
 void bs_route_invoke (const BsRoute *route, BsRequest *request);
 

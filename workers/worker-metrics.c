@@ -71,6 +71,7 @@ worker_metrics_add_queue (WorkerMetrics *metrics, const char *queue)
   bs_metric_set (metrics->in_flight, labels, 0);
   bs_metric_set (metrics->pending, labels, 0);
   bs_metric_set (metrics->lag, labels, 0);
+  bs_metric_init (metrics->duration, labels);
   for (guint i = 0; i < WORKER_N_FAILURE_CLASSES; i++)
     bs_metric_inc (metrics->failed, (const char *const[]){ queue, class_names[i], NULL }, 0);
 }

@@ -94,7 +94,8 @@ def test_a_scrape_sums_every_loop(daemons):
              scaled(10), message="all 5 pooled connections up")
     # one series per label set, however many loops counted into it
     lines = [s for s in samples if s[0] == "http_requests_total"
-             and s[1].get("handler") == "/v1/books/{id}" and s[1].get("code") == "200"]
+             and s[1].get("handler") == "/v1/books/{id}" and s[1].get("method") == "GET"
+             and s[1].get("code") == "200"]
     assert len(lines) == 1, lines
 
 

@@ -2,12 +2,21 @@
 Orders and the worker, with monitoring/prometheus.yml's jobs and relabelling
 and monitoring/rules/ loaded, scraping every second.
 
-The module's stack serves real traffic first: books and orders (some
+First, on the freshly started, healthy stack (nothing but Prometheus'
+scrapes and the health checks that waited for the daemons): every PromQL
+query of the README's Monitoring section and every dashboard panel's
+expression already returns a number, so no panel says "No data" while all
+is well (the error queries give 0, not nothing).
+
+Then the module's stack serves real traffic: books and orders (some
 rejected with 4xx), orders processed by the worker, order-creation jobs (one
 rejected), and a Books outage during which Orders answers 503 and its circuit
 opens. Then: every job is up, every rule evaluates, every PromQL query of the
 README's Monitoring section and every dashboard panel's expression returns
-data, and the down alerts go pending when a service is stopped."""
+data, and the down alerts go pending when a service is stopped.
+
+The fresh-stack tests come first in this file and must run before any test
+that uses `stack` (which serves the traffic): they check that it has not."""
 
 import math
 import re
@@ -106,11 +115,24 @@ def serve_traffic(stack):
 
 
 class Stack:
-    pass
+    traffic_served = False
+
+
+def wait_scrapes(prom, jobs, n, timeout):
+    """Wait until Prometheus has scraped every target of each job n times
+    (a rate() needs two samples of a series)."""
+    def done():
+        for job in jobs:
+            samples = prom.query(f'count_over_time(up{{job="{job}"}}[10m])')
+            if not samples or any(float(s["value"][1]) < n for s in samples):
+                return False
+        return True
+    wait_for(done, timeout, interval=0.5, message=f"{n} scrapes of {sorted(jobs)}")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def fresh(tmp_path_factory):
+    """The stack just started and healthy, before any traffic."""
     daemon_binary("books"), daemon_binary("orders")  # built, or a clear error
     s = Stack()
     with PgCluster("monitoring") as pg, RedisServer() as redis, \
@@ -127,8 +149,67 @@ def stack(tmp_path_factory):
             s.prometheus = prom
             for job in targets:
                 prom.wait_scraped(job, 1, scaled(30))
-            serve_traffic(s)
+            wait_scrapes(prom, targets, SCRAPES, scaled(30))
             yield s
+
+
+@pytest.fixture(scope="module")
+def stack(fresh):
+    """The same stack once it has served the module's traffic."""
+    if not fresh.traffic_served:
+        fresh.traffic_served = True
+        serve_traffic(fresh)
+    return fresh
+
+
+def fresh_queries():
+    """(where, query): the README's queries (but the outage ones) and every
+    dashboard panel's expression, $__rate_interval as Grafana makes it of a
+    15 s scrape interval (1m)."""
+    return ([(f"README: {q}", q) for q in readme_promql() if not is_outage_query(q)]
+            + [(f"{d}: {panel} [{ref}]", e) for d, panel, ref, e in dashboard_exprs(MONITORING, "1m")])
+
+
+# Families that only count what users cause: Orders' calls to Books (an
+# order) and the worker's jobs. Until the first one, a quantile or a share of
+# them is 0/0: NaN, which Grafana shows as the value of an existing series,
+# not as "No data". Every other query has a number: the scrapes themselves
+# are requests.
+IDLE_FAMILIES = {"books_request": 'sum(books_requests_total{job="orders"})',
+                 "worker_job": 'sum(worker_job_duration_seconds_count{job="worker"})'}
+
+
+def only_idle_families(prom, query):
+    """The query reads only IDLE_FAMILIES (no http_, db_, process_ series),
+    and nothing has been counted in them yet."""
+    used = [events for prefix, events in IDLE_FAMILIES.items() if prefix in query]
+    if not used or re.search(r"\b(http|db|process|redis|orders)_", query):
+        return False
+    return all([float(s["value"][1]) for s in prom.query(events)] == [0.0] for events in used)
+
+
+@pytest.mark.parametrize("where,query", fresh_queries())
+def test_query_returns_a_number_on_a_fresh_stack(fresh, where, query):
+    assert not fresh.traffic_served, "must run before the tests that serve traffic"
+    prom = fresh.prometheus
+    samples = prom.query(query)
+    assert samples, f"No data on a fresh, healthy stack for {where}\n  {query}"
+    assert has_numbers(samples) or only_idle_families(prom, query), (
+        f"only NaN on a fresh, healthy stack for {where}\n  {query}\n  {samples}")
+
+
+def test_error_rates_are_zero_on_a_fresh_stack(fresh):
+    """The seed's error queries: 0 when all is well, not nothing."""
+    assert not fresh.traffic_served, "must run before the tests that serve traffic"
+    prom = fresh.prometheus
+    for job in ("books", "orders", "worker"):
+        for query in (f'sum(rate(http_requests_total{{job="{job}",status_class="5xx"}}[5m]))',
+                      f'sum(rate(http_requests_total{{job="{job}",status_class="5xx"}}[5m])) '
+                      f'/ sum(rate(http_requests_total{{job="{job}"}}[5m])) * 100',
+                      f'sum(rate(http_requests_total{{job="{job}",status_class="4xx"}}[5m])) '
+                      f'/ sum(rate(http_requests_total{{job="{job}"}}[5m])) * 100'):
+            values = [float(s["value"][1]) for s in prom.query(query)]
+            assert values == [0.0], f"{query} -> {values}"
 
 
 def test_all_three_jobs_up(stack):

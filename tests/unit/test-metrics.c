@@ -716,6 +716,45 @@ test_promtool_empty (Fixture *f, gconstpointer user_data)
   promtool_check (text);
 }
 
+/* bs_metric_init exports a series at zero before anything happened to it,
+ * and leaves a series that exists as it is. */
+static void
+test_init (Fixture *f, gconstpointer user_data)
+{
+  const char *const labels[] = { "class", NULL };
+  const char *const ok[] = { "2xx", NULL };
+  const char *const failed[] = { "5xx", NULL };
+  const double buckets[] = { 1 };
+  BsMetricFamily *c = bs_metrics_counter (f->metrics, "req_total", "R.", labels);
+  BsMetricFamily *g = bs_metrics_gauge (f->metrics, "depth", "D.", labels);
+  BsMetricFamily *h = bs_metrics_histogram (f->metrics, "d_seconds", "D.", labels, buckets,
+                                            G_N_ELEMENTS (buckets));
+  g_autofree char *text = NULL;
+
+  bs_metric_inc (c, ok, 2);
+  bs_metric_set (g, ok, 7);
+  bs_metric_observe (h, ok, 0.5);
+  bs_metric_init (c, ok);
+  bs_metric_init (c, failed);
+  bs_metric_init (c, failed);
+  bs_metric_init (g, ok);
+  bs_metric_init (g, failed);
+  bs_metric_init (h, ok);
+  bs_metric_init (h, failed);
+  text = render (f);
+  check_line (text, "req_total{class=\"2xx\"} 2");
+  check_line (text, "req_total{class=\"5xx\"} 0");
+  g_assert_cmpuint (count_prefix (text, "req_total"), ==, 2);
+  check_line (text, "depth{class=\"2xx\"} 7");
+  check_line (text, "depth{class=\"5xx\"} 0");
+  check_line (text, "d_seconds_count{class=\"2xx\"} 1");
+  check_line (text, "d_seconds_bucket{class=\"5xx\",le=\"1\"} 0");
+  check_line (text, "d_seconds_bucket{class=\"5xx\",le=\"+Inf\"} 0");
+  check_line (text, "d_seconds_sum{class=\"5xx\"} 0");
+  check_line (text, "d_seconds_count{class=\"5xx\"} 0");
+  promtool_check (text);
+}
+
 /* A series removed is no longer rendered; the others stay; it can come back. */
 static void
 test_remove (Fixture *f, gconstpointer user_data)
@@ -762,6 +801,7 @@ main (int argc, char **argv)
   ADD ("/bs/metrics/process-fds", test_process_fds);
   ADD ("/bs/metrics/promtool", test_promtool);
   ADD ("/bs/metrics/promtool-empty", test_promtool_empty);
+  ADD ("/bs/metrics/init", test_init);
   ADD ("/bs/metrics/remove", test_remove);
   ADD ("/bs/metrics/shards-summed", test_shards_summed);
   ADD ("/bs/metrics/shards-concurrent", test_shards_concurrent);

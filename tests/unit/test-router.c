@@ -382,6 +382,32 @@ test_empty_router (void)
   bs_router_free (NULL); /* destructors accept NULL */
 }
 
+static void
+collect_route (const char *method, const char *path_template, gpointer user_data)
+{
+  g_ptr_array_add (user_data, g_strdup_printf ("%s %s", method, path_template));
+}
+
+/* Every route as added, in order (the HTTP server makes their metric series). */
+static void
+test_foreach (Fixture *f, gconstpointer user_data)
+{
+  const char *const expected[] = { "GET /healthz",
+                                   "GET /v1/books",
+                                   "POST /v1/books",
+                                   "GET /v1/books/{id}",
+                                   "PUT /v1/books/{id}",
+                                   "DELETE /v1/books/{id}",
+                                   "POST /v1/orders/{order_id}/items/{item_id}",
+                                   "POST /v1/orders",
+                                   NULL };
+  g_autoptr (GPtrArray) seen = g_ptr_array_new_with_free_func (g_free);
+
+  bs_router_foreach (f->router, collect_route, seen);
+  g_ptr_array_add (seen, NULL);
+  g_assert_true (g_strv_equal ((const char *const *) seen->pdata, expected));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -396,6 +422,7 @@ main (int argc, char **argv)
   ADD ("/bs/router/method-not-allowed", test_method_not_allowed);
   ADD ("/bs/router/head", test_head);
   ADD ("/bs/router/invoke", test_invoke);
+  ADD ("/bs/router/foreach", test_foreach);
 #undef ADD
   g_test_add_func ("/bs/router/head-explicit", test_head_explicit);
   g_test_add_func ("/bs/router/literal-and-param", test_literal_and_param);
