@@ -153,8 +153,10 @@ service_start() { # name binary port port-variable env...
   fi
   port_busy "$port" && die "port $port is taken by another program"
   say "starting $name on port $port (log: $STATE/$name.log)"
-  # G_SLICE as the units set it (docs/http-edge.md)
-  env G_SLICE=always-malloc "$@" "$port_var=$port" setsid "$binary" >>"$STATE/$name.log" 2>&1 < /dev/null &
+  # G_SLICE as the units set it (docs/http-edge.md); no tokens from the
+  # caller's environment: the dev stack keeps the seed's open workflow
+  env -u API_TOKENS_FILE -u ORDERS_API_TOKEN_FILE -u CREDENTIALS_DIRECTORY \
+    G_SLICE=always-malloc "$@" "$port_var=$port" setsid "$binary" >>"$STATE/$name.log" 2>&1 < /dev/null &
   echo $! >"$pidfile"
   for _ in $(seq 1 100); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then
@@ -203,6 +205,7 @@ cmd_up() {
   echo "  metrics     http://127.0.0.1:$BOOKS_PORT/metrics  http://127.0.0.1:$ORDERS_PORT/metrics  http://127.0.0.1:$WORKER_PORT/metrics"
   echo "  Redis       redis-cli -p $REDIS_PORT   (streams: bookstore:orders:events, ...)"
   echo "  enqueue     REDIS_PORT=$REDIS_PORT $BUILD/workers/bookstore-enqueue --book-id 1 --quantity 1 --wait 10"
+  echo "  writes      open: no API_TOKENS_FILE, so no request needs a token (README: Bearer tokens)"
   echo "  logs        $STATE/bookstore-books.log  $STATE/bookstore-orders.log  $STATE/bookstore-worker.log"
   echo "Stop it with: ./dev.sh down"
 }
