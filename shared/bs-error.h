@@ -31,6 +31,7 @@ typedef enum
   BS_ERROR_EXPECTATION_FAILED,     /* 417 EXPECTATION_FAILED */
   BS_ERROR_HTTP_VERSION,           /* 505 HTTP_VERSION_NOT_SUPPORTED */
   BS_ERROR_UNAUTHORIZED,           /* 401 UNAUTHORIZED (no or a wrong bearer token) */
+  BS_ERROR_TOO_MANY_REQUESTS,      /* 429 TOO_MANY_REQUESTS (a client over its rate of writes) */
 } BsErrorCode;
 
 GQuark bs_error_quark (void);

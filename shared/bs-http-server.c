@@ -7,6 +7,7 @@
 
 #include "bs-auth.h"
 #include "bs-build-config.h"
+#include "bs-client-address.h"
 #include "bs-error.h"
 #include "bs-heap-trim.h"
 #include "bs-json.h"
@@ -15,6 +16,7 @@
 #include "bs-http-stream.h"
 #include "bs-log.h"
 #include "bs-loop.h"
+#include "bs-rate-limit.h"
 #include "bs-request-id.h"
 #include "bs-request-private.h"
 #include "bs-systemd.h"
@@ -65,6 +67,9 @@ struct _BsHttpServer
   BsMetricFamily *accept_pauses;
   BsAuth *auth; /* bearer tokens, or NULL: no request needs one */
   BsMetricFamily *auth_counter;
+  BsRateLimit *rate_limit; /* writes per client, or NULL: no limit */
+  BsAddressSet *proxies;   /* whose X-Forwarded-For counts, or NULL */
+  BsMetricFamily *rate_limited_total;
 };
 
 typedef struct
@@ -242,6 +247,45 @@ check_token (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request)
   set_error_response (msg, BS_ERROR_UNAUTHORIZED, "a valid bearer token is required");
 }
 
+static gboolean
+is_write (const char *method)
+{
+  return g_strcmp0 (method, "POST") == 0 || g_strcmp0 (method, "PUT") == 0
+         || g_strcmp0 (method, "PATCH") == 0 || g_strcmp0 (method, "DELETE") == 0;
+}
+
+/* A write over its client's rate gets 429 and Retry-After before a handler
+ * runs and before its body is read (unless the token check answered). */
+static void
+check_rate (BsHttpServer *server, SoupServerMessage *msg)
+{
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  g_autoptr (GInetAddress) address = NULL;
+  g_autofree char *client = NULL;
+  guint retry_after_s = 1;
+  char retry_after[16];
+
+  if (server->rate_limit == NULL || soup_server_message_get_status (msg) != SOUP_STATUS_NONE
+      || !is_write (soup_server_message_get_method (msg)) || !G_IS_INET_SOCKET_ADDRESS (remote))
+    return;
+  address = bs_client_address (
+      server->proxies, g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)),
+      soup_message_headers_get_list (soup_server_message_get_request_headers (msg),
+                                     "X-Forwarded-For"));
+  if (bs_rate_limit_is_exempt (server->rate_limit, address))
+    return;
+  client = g_inet_address_to_string (address);
+  if (bs_rate_limit_take (server->rate_limit, client, g_get_monotonic_time (), &retry_after_s))
+    return;
+  bs_metric_inc (server->rate_limited_total, NULL, 1);
+  soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
+  g_snprintf (retry_after, sizeof retry_after, "%u", retry_after_s);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Retry-After",
+                                retry_after);
+  set_error_response (msg, BS_ERROR_TOO_MANY_REQUESTS,
+                      "too many writes from this address; retry after Retry-After seconds");
+}
+
 static void
 got_headers_cb (SoupServerMessage *msg, gpointer user_data)
 {
@@ -270,6 +314,7 @@ got_headers_cb (SoupServerMessage *msg, gpointer user_data)
       || (guint64) length <= server->limits.max_body_bytes)
     {
       check_token (server, msg, request);
+      check_rate (server, msg);
       return;
     }
   /* Up to a bound, read and discard the body so that clients that send it
@@ -767,6 +812,8 @@ bs_http_server_free (BsHttpServer *server)
   g_clear_object (&server->keepalive_socket[1]);
   bs_router_free (server->router);
   g_clear_pointer (&server->auth, bs_auth_unref);
+  g_clear_pointer (&server->rate_limit, bs_rate_limit_unref);
+  g_clear_pointer (&server->proxies, bs_address_set_unref);
   g_free (server);
 }
 
@@ -947,6 +994,20 @@ bs_http_server_set_auth (BsHttpServer *server, BsAuth *auth, BsMetrics *metrics)
   g_clear_pointer (&server->auth, bs_auth_unref);
   server->auth = bs_auth_ref (auth);
   server->auth_counter = bs_auth_metrics_new (metrics);
+}
+
+void
+bs_http_server_set_rate_limit (BsHttpServer *server, BsRateLimit *limit, BsAddressSet *proxies,
+                               BsMetrics *metrics)
+{
+  g_clear_pointer (&server->rate_limit, bs_rate_limit_unref);
+  g_clear_pointer (&server->proxies, bs_address_set_unref);
+  server->rate_limit = limit != NULL ? bs_rate_limit_ref (limit) : NULL;
+  server->proxies = proxies != NULL ? bs_address_set_ref (proxies) : NULL;
+  server->rate_limited_total = bs_metrics_counter (
+      metrics, "http_rate_limited_total",
+      "Writes refused with 429 because their client was over RATE_LIMIT_WRITES.", NULL);
+  bs_metric_init (server->rate_limited_total, NULL);
 }
 
 guint

@@ -2,7 +2,9 @@
 #pragma once
 
 #include "bs-auth.h"
+#include "bs-client-address.h"
 #include "bs-metrics.h"
+#include "bs-rate-limit.h"
 #include "bs-router.h"
 
 #include <gio/gio.h>
@@ -78,6 +80,14 @@ void bs_http_server_share_limits (BsHttpServer *server, BsHttpServer *first, gui
  * "WWW-Authenticate: Bearer", and no handler runs. Counted in @metrics
  * (http_auth_total), the server's own registry. Call before listening. */
 void bs_http_server_set_auth (BsHttpServer *server, BsAuth *auth, BsMetrics *metrics);
+
+/* Limit the writes (POST, PUT, PATCH, DELETE) of each client to @limit
+ * (shared by every loop; NULL: none): over it, 429 with Retry-After before
+ * a handler runs. The client is the peer, or from X-Forwarded-For when the
+ * peer is one of @proxies (may be NULL). Counted in @metrics
+ * (http_rate_limited_total). Call before listening. */
+void bs_http_server_set_rate_limit (BsHttpServer *server, BsRateLimit *limit, BsAddressSet *proxies,
+                                    BsMetrics *metrics);
 
 /* Requests handed to a handler and not yet finished. */
 guint bs_http_server_get_in_flight (BsHttpServer *server);

@@ -33,10 +33,12 @@ struct _BsService
   gboolean stopping;
   gboolean requests_drained;
   guint holds;
-  GArray *stop_funcs;   /* of StopFunc */
-  GArray *reload_funcs; /* of StopFunc: the same shape */
-  guint reload_holds;   /* a reload under way until 0 */
-  BsAuth *auth;         /* bearer tokens, or NULL */
+  GArray *stop_funcs;      /* of StopFunc */
+  GArray *reload_funcs;    /* of StopFunc: the same shape */
+  guint reload_holds;      /* a reload under way until 0 */
+  BsAuth *auth;            /* bearer tokens, or NULL */
+  BsRateLimit *rate_limit; /* writes per client, or NULL */
+  BsAddressSet *proxies;   /* TRUSTED_PROXIES, or NULL */
 
   /* several event loops: loop 0 is the main thread's, the others ServiceLoops */
   BsHttpLimits limits;
@@ -99,6 +101,44 @@ handle_openapi (BsRequest *request, gpointer user_data)
   bs_request_reply_bytes (request, 200, "application/json", service->openapi);
 }
 
+typedef struct
+{
+  BsRateLimit *limit;
+  BsMetricFamily *clients;
+} RateLimitGauge;
+
+static void
+rate_limit_gauge_free (gpointer data)
+{
+  RateLimitGauge *gauge = data;
+
+  bs_rate_limit_unref (gauge->limit);
+  g_free (gauge);
+}
+
+/* Rendering may run on any loop: the table has its own lock. */
+static void
+collect_rate_limit (BsMetrics *metrics, gpointer user_data)
+{
+  RateLimitGauge *gauge = user_data;
+
+  bs_metric_set (gauge->clients, NULL, bs_rate_limit_get_n_clients (gauge->limit));
+}
+
+static void
+add_rate_limit (BsService *service)
+{
+  RateLimitGauge *gauge = g_new0 (RateLimitGauge, 1);
+
+  bs_http_server_set_rate_limit (service->server, service->rate_limit, service->proxies,
+                                 service->metrics);
+  gauge->limit = bs_rate_limit_ref (service->rate_limit);
+  gauge->clients = bs_metrics_gauge (
+      service->metrics, "http_rate_limit_clients",
+      "Client addresses in the table of the write rate limit (at most RATE_LIMIT_CLIENTS).", NULL);
+  bs_metrics_add_collector (service->metrics, collect_rate_limit, gauge, rate_limit_gauge_free);
+}
+
 static void
 add_service_routes (BsService *service, BsRouter *router)
 {
@@ -123,6 +163,7 @@ bs_service_new_full (const char *name, const char *port_variable, guint16 defaul
   g_autofree char *access_log = NULL;
   BsAccessLog access_mode = BS_ACCESS_LOG_ALL;
   guint access_max_per_s = 0;
+  g_autofree char *trusted_proxies = NULL;
 
   service->name = g_strdup (name);
   bs_http_limits_init_default (&limits);
@@ -134,7 +175,12 @@ bs_service_new_full (const char *name, const char *port_variable, guint16 defaul
                               &limits.max_connections, error)
       || !bs_config_get_string ("ACCESS_LOG", "all", &access_log, error)
       || !bs_config_get_uint ("ACCESS_LOG_MAX_PER_S", BS_ACCESS_LOG_DEFAULT_MAX_PER_S, 0, 1000000,
-                              &access_max_per_s, error))
+                              &access_max_per_s, error)
+      || !bs_config_get_string ("TRUSTED_PROXIES", "", &trusted_proxies, error)
+      || !bs_rate_limit_new_from_environment (&service->rate_limit, error))
+    return NULL;
+  service->proxies = bs_address_set_new ("TRUSTED_PROXIES", trusted_proxies, error);
+  if (service->proxies == NULL)
     return NULL;
   if (!bs_access_log_from_string (access_log, &access_mode))
     {
@@ -159,6 +205,8 @@ bs_service_new_full (const char *name, const char *port_variable, guint16 defaul
   service->router = bs_router_new ();
   add_service_routes (service, service->router);
   service->server = bs_http_server_new (service->router, service->metrics, &limits);
+  if (service->rate_limit != NULL)
+    add_rate_limit (service);
   service->loop = g_main_loop_new (NULL, FALSE);
   service->stop_funcs = g_array_new (FALSE, FALSE, sizeof (StopFunc));
   service->reload_funcs = g_array_new (FALSE, FALSE, sizeof (StopFunc));
@@ -186,6 +234,8 @@ bs_service_free (BsService *service)
   g_clear_pointer (&service->stop_funcs, g_array_unref);
   g_clear_pointer (&service->reload_funcs, g_array_unref);
   g_clear_pointer (&service->auth, bs_auth_unref);
+  g_clear_pointer (&service->rate_limit, bs_rate_limit_unref);
+  g_clear_pointer (&service->proxies, bs_address_set_unref);
   g_free (service->bind_address);
   g_free (service->name);
   g_free (service);
@@ -252,6 +302,9 @@ loop_start (gpointer user_data, GError **error)
   loop->server = bs_http_server_new (router, loop->metrics, &service->limits);
   if (service->auth != NULL)
     bs_http_server_set_auth (loop->server, service->auth, loop->metrics);
+  if (service->rate_limit != NULL)
+    bs_http_server_set_rate_limit (loop->server, service->rate_limit, service->proxies,
+                                   loop->metrics);
   bs_http_server_share_limits (loop->server, service->server, service->n_loops);
   return bs_http_server_listen_like (loop->server, service->server, error);
 }

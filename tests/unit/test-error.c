@@ -30,6 +30,7 @@ test_table (void)
     { BS_ERROR_BOOK_NOT_ORDERABLE, 409, "BOOK_NOT_ORDERABLE" },
     { BS_ERROR_IDEMPOTENCY_CONFLICT, 409, "IDEMPOTENCY_CONFLICT" },
     { BS_ERROR_UNAUTHORIZED, 401, "UNAUTHORIZED" },
+    { BS_ERROR_TOO_MANY_REQUESTS, 429, "TOO_MANY_REQUESTS" },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -86,7 +87,7 @@ test_foreign (void)
 {
   g_autoptr (GError) io = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "x");
   g_autoptr (GError) file = g_error_new_literal (G_FILE_ERROR, G_FILE_ERROR_NOENT, "x");
-  g_autoptr (GError) beyond = g_error_new_literal (BS_ERROR, BS_ERROR_UNAUTHORIZED + 1, "x");
+  g_autoptr (GError) beyond = g_error_new_literal (BS_ERROR, BS_ERROR_TOO_MANY_REQUESTS + 1, "x");
   g_autoptr (GError) huge = g_error_new_literal (BS_ERROR, 100000, "x");
   g_autoptr (GError) negative = g_error_new_literal (BS_ERROR, -1, "x");
   const GError *errors[] = { io, file, beyond, huge, negative };
