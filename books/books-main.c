@@ -12,7 +12,9 @@ static const char environment_help[]
       "  BOOKS_DB_TIMEOUT_MS       deadline of one database query (default 5000)\n"
       "  BOOKS_DB_PIPELINE_DEPTH   reads in flight on one connection (default 32)\n"
       "  HTTP_REQUEST_TIMEOUT_MS   deadline to receive a request, and keep-alive\n"
-      "                            idle limit (default 15000)\n";
+      "                            idle limit (default 15000)\n"
+      "  API_TOKENS_FILE           name:sha256 lines; set (or credential api-tokens),\n"
+      "                            writes need a bearer token (SIGHUP re-reads it)\n";
 
 int
 main (int argc, char **argv)

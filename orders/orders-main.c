@@ -31,7 +31,10 @@ static const char environment_help[]
       "  ORDERS_STREAM_RETENTION_MS       order events every group has acknowledged are\n"
       "                                   trimmed from Redis after this (default 60000)\n"
       "  HTTP_REQUEST_TIMEOUT_MS          deadline to receive a request, and keep-alive\n"
-      "                                   idle limit (default 15000)\n";
+      "                                   idle limit (default 15000)\n"
+      "  API_TOKENS_FILE                  name:sha256 lines; set (or credential api-tokens),\n"
+      "                                   writes and reading orders need a bearer token\n"
+      "                                   (SIGHUP re-reads it)\n";
 
 int
 main (int argc, char **argv)

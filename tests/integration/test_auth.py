@@ -10,6 +10,7 @@ import http.client
 import json
 import secrets
 import signal
+import socket
 
 import pytest
 
@@ -353,7 +354,7 @@ def test_worker_creates_orders_with_its_token(workers, redis_server, rc, pair, t
     assert fresh not in w.stderr_text()
 
 
-def test_worker_credential_and_without_a_token(workers, redis_server, rc, pair, tokens, tmp_path):
+def test_worker_without_a_token_is_refused(workers, redis_server, rc, pair, tokens):
     book = pair.books_api.post("/v1/books", json={"title": "W", "author": "A", "price": "4.00"},
                                headers=tokens.header("admin")).json()
     # no token: Orders refuses, and a 4xx is never retried
@@ -386,3 +387,22 @@ def test_worker_with_a_bad_token_file_is_exit_78(workers, redis_server, tmp_path
     assert w.wait(20) == EX_CONFIG
     assert "ORDERS_API_TOKEN_FILE" in w.stderr_text()
     assert "two words" not in w.stderr_text()
+
+
+def test_expect_continue_gets_401_before_the_body(pair, tokens):
+    """With Expect: 100-continue the refusal goes out before the body is sent,
+    and the connection still serves the next request."""
+    from harness import read_http_response
+
+    body = b'{"title": "Never", "author": "A", "price": "1.00"}'
+    count = pair.books_api.total_count()
+    with socket.create_connection(("127.0.0.1", pair.books.port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/books HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        status, headers, payload = read_http_response(sock)
+        assert status == 401, (status, headers, payload)
+        assert json.loads(payload)["error"] == "UNAUTHORIZED"
+        sock.sendall(b"GET /v1/books?limit=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, payload = read_http_response(sock)
+        assert status == 200, (status, headers, payload)
+    assert pair.books_api.total_count() == count
