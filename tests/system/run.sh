@@ -7,13 +7,16 @@
 # changes), boots it under systemd-nspawn with --volatile=overlay (the cached root
 # is never changed) and --private-network, installs the packages with apt and
 # checks what an operator relies on: units active and enabled, databases with
-# least-privilege roles, the seed's curl workflow with the worker taking an order
-# to "completed" and sending its notification, bookstore-enqueue, a second worker
-# from the bookstore-worker@ template, structured journal fields, the packaged
-# Prometheus configuration and rules scraping the packaged services, stop/start of
-# bookstore.target, restarts after SIGKILL and after a watchdog timeout,
-# PostgreSQL and Redis restarted under the services, socket activation, upgrades
-# (from an older build, and the same version again), remove and purge. The
+# least-privilege roles, the bearer tokens postinst makes (writes without one
+# refused), the seed's curl workflow with the admin's token and the worker taking
+# an order to "completed" and sending its notification, bookstore-enqueue (the
+# worker's own token), a second worker from the bookstore-worker@ template, a
+# token added and revoked by systemctl reload, the packaged write rate limit,
+# structured journal fields, the packaged Prometheus configuration and rules
+# scraping the packaged services, stop/start of bookstore.target, restarts after
+# SIGKILL and after a watchdog timeout, PostgreSQL and Redis restarted under the
+# services, socket activation, upgrades (from an older build, and the same
+# version again; the tokens kept), remove and purge (the tokens removed). The
 # packages are first installed as an "older build": a copy of the same .debs
 # re-versioned to $OLD_VERSION (tests/packaging/reversion-debs.sh), upgraded
 # later to the real ones. Every check prints "ok" or "FAIL"; the exit status is
@@ -160,12 +163,15 @@ wait_until() {
   done
 }
 
-# http METHOD URL [CURL ARGS...]: sets HTTP_STATUS, HTTP_HEADERS, HTTP_BODY
-HTTP_STATUS='' HTTP_HEADERS='' HTTP_BODY=''
+# http METHOD URL [CURL ARGS...]: sets HTTP_STATUS, HTTP_HEADERS, HTTP_BODY. Sends
+# "Authorization: Bearer $AUTH" when AUTH is set (the packaged default needs a
+# token on writes and on /v1/orders): "AUTH='' http ..." sends none.
+HTTP_STATUS='' HTTP_HEADERS='' HTTP_BODY='' AUTH=''
 http() {
-  local method=$1 url=$2 raw
+  local method=$1 url=$2 raw auth=()
   shift 2
-  if ! raw=$(CIN_TIMEOUT=20 cin curl -sS -i --max-time 10 -H 'Expect:' -X "$method" "$@" "$url" 2>&1); then
+  [[ -z $AUTH ]] || auth=(-H "Authorization: Bearer $AUTH")
+  if ! raw=$(CIN_TIMEOUT=20 cin curl -sS -i --max-time 10 -H 'Expect:' "${auth[@]}" -X "$method" "$@" "$url" 2>&1); then
     HTTP_STATUS=000 HTTP_HEADERS='' HTTP_BODY=$raw
     return 0
   fi
@@ -530,6 +536,35 @@ expect_eq bookstore-worker "bookstore-worker@.service is installed, no instance 
 if wait_until 15 healthy worker; then ok "GET :9100/health → 200 $HTTP_BODY"
 else fail bookstore-worker "worker /health is 200 with Redis healthy" "$(show_http)"; fi
 
+# --- bearer tokens ---------------------------------------------------------------------------
+
+section "bearer tokens: made by postinst"
+TOKENS=/etc/bookstore/tokens
+expect_eq "" "$TOKENS 0750 root:bookstore; admin.token, worker.token 0600 root; api-tokens 0640 root:bookstore" \
+  "750 root:bookstore|600 root:root|600 root:root|640 root:bookstore" \
+  "$(cin stat -c '%a %U:%G' "$TOKENS" "$TOKENS"/{admin.token,worker.token,api-tokens} 2>&1 | paste -sd '|')"
+ADMIN_TOKEN=$(cin cat "$TOKENS/admin.token" 2>/dev/null || true)
+WORKER_TOKEN=$(cin cat "$TOKENS/worker.token" 2>/dev/null || true)
+if [[ $ADMIN_TOKEN =~ ^[0-9a-f]{64}$ && $WORKER_TOKEN =~ ^[0-9a-f]{64}$ && $ADMIN_TOKEN != "$WORKER_TOKEN" ]]; then
+  ok "two different tokens of 64 hex digits (32 random bytes)"
+else
+  fail "" "admin.token and worker.token hold two different tokens of 64 hex digits" \
+    "$(cin ls -la "$TOKENS" 2>&1)"
+fi
+sha() { printf '%s' "$1" | sha256sum | cut -d ' ' -f 1; }
+expect_eq "" "api-tokens: admin and worker, by the SHA-256 of their tokens (no token in it)" \
+  "admin:$(sha "$ADMIN_TOKEN")|worker:$(sha "$WORKER_TOKEN")" \
+  "$(cin grep -v -e '^#' -e '^$' "$TOKENS/api-tokens" 2>&1 | paste -sd '|')"
+check "" "postinst said where the tokens are (once, at the first install)" \
+  grep -q -F "the administrator's token: $TOKENS/admin.token" "$LOGS/apt-install.log"
+for svc in bookstore-books bookstore-orders; do
+  check "$svc" "$svc started with tokens on (\"… tokens from API_TOKENS_FILE=$TOKENS/api-tokens\")" \
+    csh 'journalctl -u "$1" -o cat --no-pager | grep -F "API_TOKENS_FILE=$2"' "$svc" "$TOKENS/api-tokens"
+done
+expect_eq bookstore-worker "bookstore-worker has worker.token as its credential orders-api-token (LoadCredential=)" \
+  "$WORKER_TOKEN" "$(cin cat /run/credentials/bookstore-worker.service/orders-api-token 2>&1 || true)"
+AUTH=$ADMIN_TOKEN # from here on, http sends it
+
 # --- databases -------------------------------------------------------------------------------
 
 section "databases and roles"
@@ -573,6 +608,39 @@ for s in books orders; do
   if healthy "$s"; then ok "GET :$([[ $s == books ]] && echo 8001 || echo 8082)/health → 200 $HTTP_BODY"
   else fail "bookstore-$s" "$s /health is 200 with every dependency healthy" "$(show_http)"; fi
 done
+# unauthorized METHOD URL [CURL ARGS...]: refused with 401, WWW-Authenticate: Bearer, UNAUTHORIZED
+unauthorized() {
+  http "$@"
+  [[ $HTTP_STATUS == 401 && $(header WWW-Authenticate) == Bearer ]] && json_is '.error == "UNAUTHORIZED"'
+}
+http GET "$BOOKS/v1/books?limit=1"
+books_before=$(header X-Total-Count)
+if AUTH='' unauthorized POST "$BOOKS/v1/books" -H 'Content-Type: application/json' \
+  -d '{"title": "1984", "author": "George Orwell", "price": "15.99"}'; then
+  ok "POST :8001/v1/books without a token → 401, WWW-Authenticate: Bearer, UNAUTHORIZED"
+else
+  fail bookstore-books "POST :8001/v1/books without a token → 401" "$(show_http)"
+fi
+if AUTH=$(sha "$ADMIN_TOKEN") unauthorized POST "$BOOKS/v1/books" -H 'Content-Type: application/json' \
+  -d '{"title": "1984", "author": "George Orwell", "price": "15.99"}'; then
+  ok "POST :8001/v1/books with the admin token's hash as a token → 401"
+else
+  fail bookstore-books "POST :8001/v1/books with a wrong token → 401" "$(show_http)"
+fi
+AUTH='' http GET "$BOOKS/v1/books?limit=1"
+if [[ $HTTP_STATUS == 200 ]]; then
+  expect_eq bookstore-books "GET :8001/v1/books without a token → 200: nothing was stored" \
+    "$books_before" "$(header X-Total-Count)"
+else
+  fail bookstore-books "GET :8001/v1/books without a token → 200" "$(show_http)"
+fi
+if AUTH='' unauthorized POST "$ORDERS/v1/orders" -H 'Content-Type: application/json' \
+  -d '{"book_id": 1, "quantity": 2}' && AUTH='' unauthorized GET "$ORDERS/v1/orders"; then
+  ok "POST and GET :8082/v1/orders without a token → 401"
+else
+  fail bookstore-orders "POST and GET :8082/v1/orders without a token → 401" "$(show_http)"
+fi
+info "from here on with -H \"Authorization: Bearer \$(cat $TOKENS/admin.token)\""
 http POST "$BOOKS/v1/books" -H 'Content-Type: application/json' \
   -d '{"title": "1984", "author": "George Orwell", "price": "15.99"}'
 BOOK_ID=$(jq -r '.id // empty' <<<"$HTTP_BODY" 2>/dev/null || true)
@@ -658,6 +726,17 @@ if ((rc == 0)) && [[ $ENQUEUED_ID =~ ^[0-9]+$ ]]; then
   fi
   if wait_until 30 order_completed "$ENQUEUED_ID"; then ok "order $ENQUEUED_ID reached \"completed\" too"
   else fail bookstore-worker "order $ENQUEUED_ID reaches \"completed\"" "$(show_http)"; fi
+  worker_post() { # the Orders access entry of a POST /v1/orders admitted by the worker's token
+    cin journalctl -u bookstore-orders -o json --no-pager AUTH_SUBJECT=worker |
+      jq -ce 'select(.HTTP_METHOD == "POST" and .HTTP_PATH == "/v1/orders" and .HTTP_STATUS == "201")' |
+      head -n 1 | grep .
+  }
+  if wait_until 10 worker_post; then
+    ok "the worker created it with its own token: $(worker_post | jq -c '{AUTH_SUBJECT, HTTP_METHOD, HTTP_PATH, HTTP_STATUS}')"
+  else
+    fail bookstore-orders "Orders logged the worker's POST /v1/orders with AUTH_SUBJECT=worker" \
+      "$(cin journalctl -u bookstore-orders -o json -n 10 --no-pager 2>&1 | jq -c '{MESSAGE, AUTH_SUBJECT}' 2>&1)"
+  fi
 else
   fail bookstore-worker "bookstore-enqueue --wait 30 exits 0 with an order created" "exit $rc: $out"
 fi
@@ -710,6 +789,88 @@ if wait_until 10 eval '[[ " $(consumers) " == *" $HOST-2 "* && " $(consumers) " 
 else
   fail bookstore-worker@2 "the group has both consumers, $MAIN_CONSUMER and $HOST-2" "$(consumers)"
 fi
+
+# --- tokens: add, reload, revoke; the rate limit -----------------------------------------------
+
+section "bearer tokens: a token added and revoked with systemctl reload"
+NEW_TOKEN=$(od -An -v -tx1 -N32 /dev/urandom | tr -d ' \n')
+put_book() { http PUT "$BOOKS/v1/books/$BOOK_ID" -H 'Content-Type: application/json' -d "{\"description\": \"$1\"}"; }
+if AUTH=$NEW_TOKEN unauthorized PUT "$BOOKS/v1/books/$BOOK_ID" -H 'Content-Type: application/json' \
+  -d '{"description": "not yet"}'; then
+  ok "PUT :8001/v1/books/$BOOK_ID with a token not in the file → 401"
+else
+  fail bookstore-books "a token not in the file → 401" "$(show_http)"
+fi
+pids_before="$(prop bookstore-books MainPID) $(prop bookstore-orders MainPID)"
+# as the README says: a name:sha256 line appended, then a reload
+check bookstore-books "the new token's hash appended to $TOKENS/api-tokens; systemctl reload bookstore-books" \
+  csh 'printf "systest:%s\n" "$(printf %s "$1" | sha256sum | cut -d " " -f 1)" >>"$2/api-tokens" &&
+    systemctl reload bookstore-books' "$NEW_TOKEN" "$TOKENS"
+if AUTH=$NEW_TOKEN put_book "added by a reload" && [[ $HTTP_STATUS == 200 ]] &&
+  json_is '.description == "added by a reload"'; then
+  ok "PUT :8001/v1/books/$BOOK_ID with the new token → 200"
+else
+  fail bookstore-books "the new token works on Books after systemctl reload bookstore-books" "$(show_http)"
+fi
+if AUTH=$NEW_TOKEN unauthorized GET "$ORDERS/v1/orders?limit=1"; then
+  ok "Orders, not reloaded yet, still refuses it (401)"
+else
+  fail bookstore-orders "Orders refuses the new token before its own reload" "$(show_http)"
+fi
+check bookstore-orders "systemctl reload bookstore-orders" cin systemctl reload bookstore-orders
+AUTH=$NEW_TOKEN http GET "$ORDERS/v1/orders?limit=1"
+expect_eq bookstore-orders "GET :8082/v1/orders with the new token → 200" 200 "$HTTP_STATUS"
+check bookstore-books "the journal says \"tokens reloaded: 3 tokens\" (books, orders)" \
+  csh 'for u in bookstore-books bookstore-orders; do
+    journalctl -u "$u" -o cat --no-pager | grep -q "tokens reloaded: 3 tokens" || { echo "$u"; exit 1; }; done'
+check bookstore-books "revoked: its line deleted, systemctl reload bookstore-books bookstore-orders" \
+  csh 'sed -i "/^systest:/d" "$1/api-tokens" && systemctl reload bookstore-books bookstore-orders' "$TOKENS"
+if AUTH=$NEW_TOKEN unauthorized PUT "$BOOKS/v1/books/$BOOK_ID" -H 'Content-Type: application/json' \
+  -d '{"description": "revoked"}' && AUTH=$NEW_TOKEN unauthorized GET "$ORDERS/v1/orders?limit=1"; then
+  ok "the revoked token → 401 on Books and Orders"
+else
+  fail bookstore-books "the revoked token is refused" "$(show_http)"
+fi
+if put_book "the admin's token still works" && [[ $HTTP_STATUS == 200 ]]; then
+  ok "the admin's token still works (PUT → 200)"
+else
+  fail bookstore-books "the admin's token works after the revocation" "$(show_http)"
+fi
+expect_eq "" "reloads, not restarts: the main pids of books and orders are unchanged" \
+  "$pids_before" "$(prop bookstore-books MainPID) $(prop bookstore-orders MainPID)"
+expect_eq "" "api-tokens still 0640 root:bookstore" "640 root:bookstore" \
+  "$(cin stat -c '%a %U:%G' "$TOKENS/api-tokens" 2>&1)"
+
+section "the packaged write rate limit (20 a second, burst 40)"
+# burst N METHOD URL [CURL ARGS...]: N requests on one connection, as fast as
+# curl sends them; prints the count of each status, e.g. "40×404 59×429"
+burst() {
+  local n=$1 method=$2 url=$3
+  shift 3
+  csh 'n=$1 method=$2 url=$3 auth=$4; shift 4; set -- "$@" $(for _ in $(seq "$n"); do echo "$url"; done)
+    curl -s -o /dev/null -w "%{http_code}\n" -X "$method" -H "Authorization: Bearer $auth" "$@"' \
+    bash "$n" "$method" "$url" "$AUTH" "$@" | sort | uniq -c | awk '{ printf "%s%s×%s", sep, $1, $2; sep = " " }'
+}
+codes=$(burst 100 DELETE "$BOOKS/v1/books/999999999")
+# 40 at once, and 20 a second more while curl sends them; the rest refused
+if [[ $codes =~ ^([0-9]+)×404\ ([0-9]+)×429$ ]] && ((BASH_REMATCH[1] >= 40 && BASH_REMATCH[2] >= 20)); then
+  ok "100 DELETEs from 127.0.0.1 at once on Books: $codes"
+else
+  fail bookstore-books "a burst of 100 writes on Books is limited (429 after about 40)" "$codes"
+fi
+http DELETE "$BOOKS/v1/books/999999999"
+retry=$(header Retry-After)
+if [[ $HTTP_STATUS == 429 && $retry =~ ^[0-9]+$ ]] && json_is '.error == "TOO_MANY_REQUESTS"'; then
+  ok "the next write → 429 TOO_MANY_REQUESTS, Retry-After: $retry"
+else
+  fail bookstore-books "the next write → 429 with Retry-After" "$(show_http)"
+fi
+sleep 3 # the bucket fills again (40 at 20 a second)
+http DELETE "$BOOKS/v1/books/999999999"
+expect_eq bookstore-books "3 s later the bucket has refilled: DELETE → 404" 404 "$HTTP_STATUS"
+codes=$(burst 100 POST "$ORDERS/v1/orders" -H 'Content-Type: application/json' -d '{}')
+expect_eq bookstore-orders "100 POSTs from 127.0.0.1 at once on Orders: never limited (RATE_LIMIT_EXEMPT, its local worker)" \
+  "100×400" "$codes"
 
 # --- the journal -------------------------------------------------------------------------------
 
@@ -978,6 +1139,10 @@ else fail bookstore-orders "both healthy" "$(show_http)"; fi
 # worker instance) and the services all come through, restarted on the new files
 UPGRADE_UNITS=("${SERVICES[@]}" bookstore-worker@2)
 main_pids() { for u in "${UPGRADE_UNITS[@]}"; do prop "$u" MainPID; done | paste -sd ' '; }
+tokens_state() { # the tokens files' checksums and permissions, one line
+  csh 'cd "$1" && sha256sum admin.token worker.token api-tokens && stat -c "%n %a %U:%G" . *' "$TOKENS" 2>&1 |
+    paste -sd '|'
+}
 upgrade() {
   local log=$1 marker orders_before pids_before pids_after i svc before after
   shift
@@ -987,6 +1152,7 @@ upgrade() {
   check "" "a marker added to orders.env, worker.env and worker-2.env" \
     csh 'for f in orders worker worker-2; do echo "$1" >>"/etc/bookstore/$f.env" || exit; done' "$marker"
   pids_before=$(main_pids)
+  tokens_before=$(tokens_state)
   if CIN_TIMEOUT=300 cin DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >"$LOGS/$log" 2>&1; then
     ok "apt-get install -y $(sed "s|$IN_DEBS/||g; s|$IN_OLD_DEBS/||g" <<<"$*")"
   else
@@ -1005,6 +1171,11 @@ upgrade() {
   expect_eq "" "permissions kept: /etc/bookstore 0750, orders.env and worker.env 0640, group bookstore" \
     "750 root:bookstore|640 root:bookstore|640 root:bookstore" \
     "$(cin stat -c '%a %U:%G' /etc/bookstore /etc/bookstore/orders.env /etc/bookstore/worker.env | paste -sd '|')"
+  expect_eq "" "tokens kept: admin.token, worker.token and api-tokens unchanged, with their permissions" \
+    "$tokens_before" "$(tokens_state)"
+  if grep -E '^bookstore: .*token' "$LOGS/$log"; then
+    fail "" "postinst made no token" "$(grep -E '^bookstore: .*token' "$LOGS/$log")"
+  fi
   for svc in "${UPGRADE_UNITS[@]}"; do
     wait_until 30 cin systemctl is-active --quiet "$svc" || true
     expect_eq "$svc" "$svc active and enabled" "active enabled" \
@@ -1033,6 +1204,12 @@ upgrade() {
   fi
   http GET "$ORDERS/v1/orders?limit=1"
   expect_eq bookstore-orders "as many orders as before ($orders_before)" "$orders_before" "$(header X-Total-Count)"
+  if AUTH='' unauthorized POST "$ORDERS/v1/orders" -H 'Content-Type: application/json' \
+    -d "{\"book_id\": $BOOK_ID, \"quantity\": 1}"; then
+    ok "still on: POST /v1/orders without a token → 401"
+  else
+    fail bookstore-orders "tokens still required after the upgrade" "$(show_http)"
+  fi
   if wait_until 15 healthy books && wait_until 15 create_order "$BOOK_ID"; then
     local id
     id=$(jq -r .id <<<"$HTTP_BODY")
@@ -1081,6 +1258,7 @@ else
 fi
 expect_eq "" "no bookstore package left in dpkg's database" "" \
   "$(cin dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' 'bookstore*' 2>/dev/null | grep -v '^un' || true)"
+check "" "the tokens are gone ($TOKENS)" csh '! test -e "$1" || { ls -la "$1"; false; }' "$TOKENS"
 check "" "/etc/bookstore is gone (with worker-2.env)" csh '! test -e /etc/bookstore || { ls -la /etc/bookstore; false; }'
 expect_eq "" "systemctl list-units 'bookstore*': nothing loaded and active" "" \
   "$(cin systemctl list-units --all --no-legend --plain 'bookstore*' | grep -v -E ' (not-found|inactive|dead) ' || true)"
