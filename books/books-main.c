@@ -14,7 +14,10 @@ static const char environment_help[]
       "  HTTP_REQUEST_TIMEOUT_MS   deadline to receive a request, and keep-alive\n"
       "                            idle limit (default 15000)\n"
       "  API_TOKENS_FILE           name:sha256 lines; set (or credential api-tokens),\n"
-      "                            writes need a bearer token (SIGHUP re-reads it)\n";
+      "                            writes need a bearer token (SIGHUP re-reads it)\n"
+      "  TLS_CERT_FILE, TLS_KEY_FILE  HTTPS with this certificate and key (or\n"
+      "                            credentials tls-cert, tls-key; SIGHUP re-reads them)\n"
+      "  RATE_LIMIT_WRITES         writes a second per client address (default 0: off)\n";
 
 int
 main (int argc, char **argv)

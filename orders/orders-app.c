@@ -39,6 +39,7 @@ struct _OrdersApp
   guint pool_size; /* ORDERS_DB_POOL_SIZE: shared out between the loops */
   OrdersBooksOptions books_options;
   char *books_url;
+  char *books_ca_file;
   char *dsn;
   guint key_retention_hours;
   guint purge_id;
@@ -114,7 +115,7 @@ orders_loop_teardown (gpointer data)
 }
 
 static gboolean
-read_books_options (OrdersBooksOptions *options, char **base_url, GError **error)
+read_books_options (OrdersBooksOptions *options, char **base_url, char **ca_file, GError **error)
 {
   options->timeout_ms = 2000;
   options->failure_threshold = 5;
@@ -131,9 +132,11 @@ read_books_options (OrdersBooksOptions *options, char **base_url, GError **error
       || !bs_config_get_uint ("BOOKS_MAX_CONNECTIONS", options->max_connections, 1, 1024,
                               &options->max_connections, error)
       || !bs_config_get_uint ("BOOKS_MAX_WAITING", options->max_waiting, 0, 100000,
-                              &options->max_waiting, error))
+                              &options->max_waiting, error)
+      || !bs_config_get_string ("BOOKS_CA_FILE", "", ca_file, error))
     return FALSE;
   options->base_url = *base_url;
+  options->ca_file = *ca_file;
   return TRUE;
 }
 
@@ -297,7 +300,7 @@ orders_app_new (GError **error)
       || !bs_db_options_from_env ("ORDERS", options, &app->pool_size, error)
       || !bs_config_get_uint ("IDEMPOTENCY_KEY_RETENTION_HOURS", app->key_retention_hours, 24, 8760,
                               &app->key_retention_hours, error)
-      || !read_books_options (&app->books_options, &app->books_url, error)
+      || !read_books_options (&app->books_options, &app->books_url, &app->books_ca_file, error)
       || !read_redis (app, error) || !bs_config_get_threads ("ORDERS_THREADS", &n_loops, error))
     return NULL;
 
@@ -351,6 +354,7 @@ orders_app_free (OrdersApp *app)
   g_clear_pointer (&app->service, bs_service_free);
   g_free (app->dsn);
   g_free (app->books_url);
+  g_free (app->books_ca_file);
   g_free (app->redis_host);
   g_free (app->redis_password);
   g_free (app->consumer_name);

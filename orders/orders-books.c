@@ -108,7 +108,8 @@ orders_books_new (const OrdersBooksOptions *options, OrdersBooks *share_breaker_
                             options->max_connections, error);
   OrdersBooks *books;
 
-  if (client == NULL)
+  if (client == NULL
+      || !bs_http_client_set_ca_file (client, "BOOKS_CA_FILE", options->ca_file, error))
     return NULL;
   books = g_new0 (OrdersBooks, 1);
   books->client = g_steal_pointer (&client);

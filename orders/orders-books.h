@@ -22,6 +22,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (OrdersBook, orders_book_free)
 typedef struct
 {
   const char *base_url;    /* BOOKS_SERVICE_URL */
+  const char *ca_file;     /* BOOKS_CA_FILE for https, or NULL: the system's */
   guint timeout_ms;        /* deadline of one call */
   guint failure_threshold; /* consecutive failures that open the circuit */
   guint cooldown_ms;       /* open → half-open */

@@ -4,6 +4,7 @@
 #include "bs-http-client.h"
 
 #include "bs-error.h"
+#include "bs-tls.h"
 #include "bs-loop.h"
 
 #include <string.h>
@@ -115,6 +116,21 @@ bs_http_client_free (BsHttpClient *client)
   g_clear_object (&client->session);
   g_free (client->base_url);
   g_free (client);
+}
+
+gboolean
+bs_http_client_set_ca_file (BsHttpClient *client, const char *variable, const char *ca_file,
+                            GError **error)
+{
+  g_autoptr (GTlsDatabase) database = NULL;
+
+  if (ca_file == NULL || *ca_file == '\0')
+    return TRUE; /* the system's trust store, libsoup's default */
+  database = bs_tls_database_new (variable, ca_file, error);
+  if (database == NULL)
+    return FALSE;
+  g_object_set (client->session, "tls-database", database, NULL);
+  return TRUE;
 }
 
 const char *

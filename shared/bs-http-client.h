@@ -29,6 +29,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsHttpResponse, bs_http_response_free)
  * @config_name). @max_conns: connections kept to it. Never uses a proxy. */
 BsHttpClient *bs_http_client_new (const char *config_name, const char *base_url,
                                   const char *user_agent, guint max_conns, GError **error);
+/* Servers reached over https are checked against the certificates in
+ * @ca_file (NULL or empty: the system's trust store), and their name against
+ * the base URL's host. BS_ERROR_CONFIG naming @variable for a bad file. */
+gboolean bs_http_client_set_ca_file (BsHttpClient *client, const char *variable,
+                                     const char *ca_file, GError **error);
 void bs_http_client_free (BsHttpClient *client);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsHttpClient, bs_http_client_free)
 

@@ -18,6 +18,7 @@
 #include "bs-loop.h"
 #include "bs-rate-limit.h"
 #include "bs-request-id.h"
+#include "bs-tls.h"
 #include "bs-request-private.h"
 #include "bs-systemd.h"
 
@@ -70,6 +71,8 @@ struct _BsHttpServer
   BsRateLimit *rate_limit; /* writes per client, or NULL: no limit */
   BsAddressSet *proxies;   /* whose X-Forwarded-For counts, or NULL */
   BsMetricFamily *rate_limited_total;
+  BsTlsIdentity *tls; /* HTTPS with its certificate, or NULL: plain HTTP */
+  BsMetricFamily *tls_handshake_failures;
 };
 
 typedef struct
@@ -641,6 +644,12 @@ refuse_connection (BsHttpServer *server, GSocket *socket)
     g_warning ("%u connections open (HTTP_MAX_CONNECTIONS): refusing new ones with 503",
                server->limits.max_connections);
   server->refusing = TRUE;
+  if (server->tls != NULL)
+    {
+      /* a 503 would need a handshake first: the cost refusing avoids */
+      g_socket_close (socket, NULL);
+      return;
+    }
   response = direct_response (BS_ERROR_UNAVAILABLE, "too many connections; retry shortly",
                               request_id, TRUE);
   /* a storm of refused connections must not hold descriptors for long:
@@ -673,6 +682,66 @@ refuse_with_budget (BsHttpServer *server, GSocket *socket)
                             (guint) ((server->refuse_window_us + window_us - now + 999) / 1000));
 }
 
+typedef struct
+{
+  BsHttpServer *server; /* valid while the stream is open */
+  GSocketAddress *local;
+  GSocketAddress *remote;
+} Handshake;
+
+static void
+handshake_free (Handshake *handshake)
+{
+  g_object_unref (handshake->local);
+  g_object_unref (handshake->remote);
+  g_free (handshake);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Handshake, handshake_free)
+
+static void
+handshaken (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (Handshake) handshake = user_data;
+  BsHttpStream *stream = BS_HTTP_STREAM (source);
+  g_autoptr (GError) error = NULL;
+
+  if (bs_http_stream_handshake_finish (stream, result, &error))
+    {
+      if (!bs_http_stream_is_closed (stream))
+        soup_server_accept_iostream (handshake->server->soup, G_IO_STREAM (stream),
+                                     handshake->local, handshake->remote, NULL);
+      return;
+    }
+  if (bs_http_stream_is_closed (stream)) /* the server is gone, or closing */
+    return;
+  bs_metric_inc (handshake->server->tls_handshake_failures, NULL, 1);
+  g_debug ("TLS handshake failed: %s", error->message);
+  bs_http_stream_force_close (stream);
+}
+
+/* HTTPS: the handshake first, then libsoup. */
+static void
+start_tls (BsHttpServer *server, BsHttpStream *stream, GSocketAddress *local,
+           GSocketAddress *remote)
+{
+  g_autoptr (GTlsCertificate) certificate = bs_tls_identity_get_certificate (server->tls);
+  g_autoptr (GError) error = NULL;
+  Handshake *handshake;
+
+  if (!bs_http_stream_start_tls (stream, certificate, &error))
+    {
+      g_warning ("cannot start TLS on a connection: %s", error->message);
+      bs_http_stream_force_close (stream);
+      return;
+    }
+  handshake = g_new0 (Handshake, 1);
+  handshake->server = server;
+  handshake->local = g_object_ref (local);
+  handshake->remote = g_object_ref (remote);
+  bs_http_stream_handshake_async (stream, handshaken, handshake);
+}
+
 static void
 accept_connection (GSocket *accepted, gpointer user_data)
 {
@@ -703,7 +772,10 @@ accept_connection (GSocket *accepted, gpointer user_data)
   g_atomic_int_inc (server->open_total);
   bs_metric_set (server->connections_open, NULL, g_hash_table_size (server->connections));
   bs_heap_trim_note (&server->heap_trim, g_hash_table_size (server->connections));
-  soup_server_accept_iostream (server->soup, G_IO_STREAM (stream), local, remote, NULL);
+  if (server->tls != NULL)
+    start_tls (server, stream, local, remote);
+  else
+    soup_server_accept_iostream (server->soup, G_IO_STREAM (stream), local, remote, NULL);
 }
 
 static void
@@ -814,6 +886,7 @@ bs_http_server_free (BsHttpServer *server)
   g_clear_pointer (&server->auth, bs_auth_unref);
   g_clear_pointer (&server->rate_limit, bs_rate_limit_unref);
   g_clear_pointer (&server->proxies, bs_address_set_unref);
+  g_clear_pointer (&server->tls, bs_tls_identity_unref);
   g_free (server);
 }
 
@@ -1008,6 +1081,17 @@ bs_http_server_set_rate_limit (BsHttpServer *server, BsRateLimit *limit, BsAddre
       metrics, "http_rate_limited_total",
       "Writes refused with 429 because their client was over RATE_LIMIT_WRITES.", NULL);
   bs_metric_init (server->rate_limited_total, NULL);
+}
+
+void
+bs_http_server_set_tls (BsHttpServer *server, BsTlsIdentity *identity, BsMetrics *metrics)
+{
+  g_clear_pointer (&server->tls, bs_tls_identity_unref);
+  server->tls = bs_tls_identity_ref (identity);
+  server->tls_handshake_failures = bs_metrics_counter (
+      metrics, "http_tls_handshake_failures_total",
+      "HTTPS connections closed because their TLS handshake failed or took too long.", NULL);
+  bs_metric_init (server->tls_handshake_failures, NULL);
 }
 
 guint

@@ -6,6 +6,7 @@
 #include "bs-metrics.h"
 #include "bs-rate-limit.h"
 #include "bs-router.h"
+#include "bs-tls.h"
 
 #include <gio/gio.h>
 
@@ -88,6 +89,12 @@ void bs_http_server_set_auth (BsHttpServer *server, BsAuth *auth, BsMetrics *met
  * (http_rate_limited_total). Call before listening. */
 void bs_http_server_set_rate_limit (BsHttpServer *server, BsRateLimit *limit, BsAddressSet *proxies,
                                     BsMetrics *metrics);
+
+/* HTTPS with @identity's certificate (the one in use when a connection is
+ * accepted): a TLS handshake, bounded by the request timeout, before
+ * libsoup sees the connection. Counted in @metrics
+ * (http_tls_handshake_failures_total). Call before listening. */
+void bs_http_server_set_tls (BsHttpServer *server, BsTlsIdentity *identity, BsMetrics *metrics);
 
 /* Requests handed to a handler and not yet finished. */
 guint bs_http_server_get_in_flight (BsHttpServer *server);

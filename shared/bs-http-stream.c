@@ -37,7 +37,9 @@ struct _BsHttpStream
 {
   GIOStream parent;
   GSocket *socket;
-  GSocketConnection *base; /* its output stream is ours */
+  GSocketConnection *base; /* its output stream is ours, without TLS */
+  GTlsConnection *tls;     /* over base, or NULL: plain HTTP */
+  GCancellable *handshake; /* while the TLS handshake runs */
   BsHttpInput *input;
   BsHttpGuard *guard;
   const BsHttpStreamHooks *hooks;
@@ -97,6 +99,23 @@ note_progress (BsHttpStream *self)
     self->deadline_us = G_MAXINT64;
 }
 
+/* The next bytes from the client: straight from the socket, or decrypted. */
+static gssize
+receive (BsHttpStream *self, void *buffer, gsize count, gboolean blocking,
+         GCancellable *cancellable, GError **error)
+{
+  GInputStream *tls_input;
+
+  if (self->tls == NULL)
+    return g_socket_receive_with_blocking (self->socket, buffer, count, blocking, cancellable,
+                                           error);
+  tls_input = g_io_stream_get_input_stream (G_IO_STREAM (self->tls));
+  if (blocking)
+    return g_input_stream_read (tls_input, buffer, count, cancellable, error);
+  return g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (tls_input), buffer,
+                                                   count, cancellable, error);
+}
+
 static gssize
 input_read (BsHttpInput *input, void *buffer, gsize count, gboolean blocking,
             GCancellable *cancellable, GError **error)
@@ -116,8 +135,7 @@ input_read (BsHttpInput *input, void *buffer, gsize count, gboolean blocking,
         }
       if (self->end != END_NONE)
         return end_read (self, buffer, count, error);
-      n = g_socket_receive_with_blocking (self->socket, buffer, count, blocking, cancellable,
-                                          &local_error);
+      n = receive (self, buffer, count, blocking, cancellable, &local_error);
       if (n < 0 && g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         {
           g_propagate_error (error, g_steal_pointer (&local_error));
@@ -171,6 +189,9 @@ bs_http_input_is_readable (GPollableInputStream *stream)
 
   if (self == NULL || self->socket_closed || self->end != END_NONE)
     return TRUE;
+  if (self->tls != NULL)
+    return g_pollable_input_stream_is_readable (
+        G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (G_IO_STREAM (self->tls))));
   return g_socket_condition_check (self->socket, G_IO_IN) != 0;
 }
 
@@ -196,7 +217,11 @@ bs_http_input_create_source (GPollableInputStream *stream, GCancellable *cancell
       g_source_set_ready_time (source, 0);
       return source;
     }
-  socket_source = g_socket_create_source (self->socket, G_IO_IN, NULL);
+  if (self->tls != NULL)
+    socket_source = g_pollable_input_stream_create_source (
+        G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (G_IO_STREAM (self->tls))), NULL);
+  else
+    socket_source = g_socket_create_source (self->socket, G_IO_IN, NULL);
   source = g_pollable_source_new_full (stream, socket_source, cancellable);
   if (self->wake != NULL)
     g_source_unref (self->wake);
@@ -254,6 +279,17 @@ lingered (gpointer user_data)
   socket_closed (self);
 }
 
+static void
+tls_answered (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (BsHttpStream) self = user_data;
+
+  g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, NULL);
+  if (!self->socket_closed)
+    g_socket_close (self->socket, NULL);
+  socket_closed (self);
+}
+
 static gboolean
 bs_http_stream_close (GIOStream *stream, GCancellable *cancellable, GError **error)
 {
@@ -273,6 +309,18 @@ bs_http_stream_close (GIOStream *stream, GCancellable *cancellable, GError **err
       socket_closed (self);
       return TRUE;
     }
+  if (self->tls != NULL)
+    {
+      /* encrypted, so not through the lingering close of plain sockets */
+      GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (self->tls));
+
+      g_output_stream_write_all_async (out, g_bytes_get_data (response, NULL),
+                                       g_bytes_get_size (response), G_PRIORITY_DEFAULT, NULL,
+                                       tls_answered, g_object_ref (self));
+      g_object_set_data_full (G_OBJECT (self), "bs-tls-answer", g_bytes_ref (response),
+                              (GDestroyNotify) g_bytes_unref);
+      return TRUE;
+    }
   /* answer, then read what the client still sends for a while before the
    * close, so that its TCP stack does not reset the answer away */
   bs_http_linger_start (self->socket, response, LINGER_MS, lingered, g_object_ref (self));
@@ -288,7 +336,11 @@ bs_http_stream_get_input_stream (GIOStream *stream)
 static GOutputStream *
 bs_http_stream_get_output_stream (GIOStream *stream)
 {
-  return g_io_stream_get_output_stream (G_IO_STREAM (BS_HTTP_STREAM (stream)->base));
+  BsHttpStream *self = BS_HTTP_STREAM (stream);
+
+  if (self->tls != NULL)
+    return g_io_stream_get_output_stream (G_IO_STREAM (self->tls));
+  return g_io_stream_get_output_stream (G_IO_STREAM (self->base));
 }
 
 static void
@@ -300,6 +352,8 @@ bs_http_stream_finalize (GObject *object)
     g_socket_close (self->socket, NULL);
   self->input->stream = NULL;
   g_clear_object (&self->input);
+  g_clear_object (&self->handshake);
+  g_clear_object (&self->tls);
   g_clear_object (&self->base);
   g_clear_object (&self->socket);
   g_clear_pointer (&self->wake, g_source_unref);
@@ -338,6 +392,53 @@ bs_http_stream_new (GSocket *socket, const BsHttpStreamHooks *hooks, gpointer us
   self->hooks = hooks;
   self->user_data = user_data;
   return self;
+}
+
+gboolean
+bs_http_stream_start_tls (BsHttpStream *stream, GTlsCertificate *certificate, GError **error)
+{
+  GIOStream *tls;
+
+  g_return_val_if_fail (stream->tls == NULL, FALSE);
+  tls = g_tls_server_connection_new (G_IO_STREAM (stream->base), certificate, error);
+  if (tls == NULL)
+    return FALSE;
+  stream->tls = G_TLS_CONNECTION (tls);
+  /* the socket is ours to close; libsoup closes this stream */
+  g_tls_connection_set_require_close_notify (stream->tls, FALSE);
+  return TRUE;
+}
+
+static void
+handshaken (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  BsHttpStream *self = g_task_get_source_object (task);
+  GError *error = NULL;
+
+  g_clear_object (&self->handshake);
+  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+void
+bs_http_stream_handshake_async (BsHttpStream *stream, GAsyncReadyCallback callback,
+                                gpointer user_data)
+{
+  GTask *task = g_task_new (stream, NULL, callback, user_data);
+
+  g_return_if_fail (stream->tls != NULL && stream->handshake == NULL);
+  stream->handshake = g_cancellable_new ();
+  g_tls_connection_handshake_async (stream->tls, G_PRIORITY_DEFAULT, stream->handshake,
+                                    handshaken, task);
+}
+
+gboolean
+bs_http_stream_handshake_finish (BsHttpStream *stream, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 GSocket *
@@ -394,6 +495,8 @@ bs_http_stream_is_idle (BsHttpStream *stream)
 void
 bs_http_stream_expire (BsHttpStream *stream)
 {
+  if (stream->handshake != NULL)
+    g_cancellable_cancel (stream->handshake); /* too slow to say hello */
   if (stream->end == END_NONE)
     stream->end = END_PEER_CLOSED;
   stream->deadline_us = G_MAXINT64;
@@ -401,9 +504,17 @@ bs_http_stream_expire (BsHttpStream *stream)
     g_source_set_ready_time (stream->wake, 0);
 }
 
+gboolean
+bs_http_stream_is_closed (BsHttpStream *stream)
+{
+  return stream->socket_closed;
+}
+
 void
 bs_http_stream_force_close (BsHttpStream *stream)
 {
+  if (stream->handshake != NULL)
+    g_cancellable_cancel (stream->handshake);
   if (stream->socket_closed)
     return;
   g_socket_close (stream->socket, NULL);

@@ -31,6 +31,17 @@ typedef struct
 BsHttpStream *bs_http_stream_new (GSocket *socket, const BsHttpStreamHooks *hooks,
                                   gpointer user_data);
 
+/* HTTPS: the client's bytes go through a TLS server connection with
+ * @certificate (before anything is read). Then run the handshake, and hand
+ * the stream to libsoup once it succeeded; bs_http_stream_expire() while it
+ * runs cancels it. */
+gboolean bs_http_stream_start_tls (BsHttpStream *stream, GTlsCertificate *certificate,
+                                   GError **error);
+void bs_http_stream_handshake_async (BsHttpStream *stream, GAsyncReadyCallback callback,
+                                     gpointer user_data);
+gboolean bs_http_stream_handshake_finish (BsHttpStream *stream, GAsyncResult *result,
+                                          GError **error);
+
 GSocket *bs_http_stream_get_socket (BsHttpStream *stream);
 
 /* The stream a libsoup message arrived on, from the remote address we gave
@@ -55,6 +66,9 @@ gboolean bs_http_stream_is_idle (BsHttpStream *stream);
 
 /* End the connection now: libsoup sees it as closed by the peer. */
 void bs_http_stream_expire (BsHttpStream *stream);
+
+/* The socket is closed: nothing more happens on @stream. */
+gboolean bs_http_stream_is_closed (BsHttpStream *stream);
 
 /* Close the socket at once, whatever libsoup is doing (server shutdown). */
 void bs_http_stream_force_close (BsHttpStream *stream);

@@ -5,6 +5,7 @@
 #include "bs-config.h"
 #include "bs-error.h"
 #include "bs-log.h"
+#include "bs-tls.h"
 
 #include <locale.h>
 #include <stdio.h>
@@ -26,6 +27,10 @@ bs_main_parse_options (const char *name, const char *summary, const char *enviro
   };
 
   setlocale (LC_ALL, "");
+  /* TLS 1.2 at least, as a server and as a client (glib-networking's GnuTLS
+   * would also speak 1.0 and 1.1). Set here, before any thread exists; an
+   * operator's own value wins. */
+  g_setenv ("G_TLS_GNUTLS_PRIORITY", BS_TLS_GNUTLS_PRIORITY, FALSE);
   context = g_option_context_new (summary);
   g_option_context_add_main_entries (context, entries, NULL);
   description = g_strconcat ("Configuration comes from the environment:\n", environment_help,

@@ -11,6 +11,7 @@
 #include "bs-process-metrics.h"
 #include "bs-request.h"
 #include "bs-systemd.h"
+#include "bs-tls.h"
 
 #include <glib-unix.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct _BsService
   BsAuth *auth;            /* bearer tokens, or NULL */
   BsRateLimit *rate_limit; /* writes per client, or NULL */
   BsAddressSet *proxies;   /* TRUSTED_PROXIES, or NULL */
+  BsTlsIdentity *tls;      /* HTTPS, or NULL */
 
   /* several event loops: loop 0 is the main thread's, the others ServiceLoops */
   BsHttpLimits limits;
@@ -164,6 +166,7 @@ bs_service_new_full (const char *name, const char *port_variable, guint16 defaul
   BsAccessLog access_mode = BS_ACCESS_LOG_ALL;
   guint access_max_per_s = 0;
   g_autofree char *trusted_proxies = NULL;
+  g_autoptr (GError) local_error = NULL;
 
   service->name = g_strdup (name);
   bs_http_limits_init_default (&limits);
@@ -182,6 +185,12 @@ bs_service_new_full (const char *name, const char *port_variable, guint16 defaul
   service->proxies = bs_address_set_new ("TRUSTED_PROXIES", trusted_proxies, error);
   if (service->proxies == NULL)
     return NULL;
+  service->tls = bs_tls_identity_new_from_environment (&local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
   if (!bs_access_log_from_string (access_log, &access_mode))
     {
       g_set_error (error, BS_ERROR, BS_ERROR_CONFIG,
@@ -207,6 +216,8 @@ bs_service_new_full (const char *name, const char *port_variable, guint16 defaul
   service->server = bs_http_server_new (service->router, service->metrics, &limits);
   if (service->rate_limit != NULL)
     add_rate_limit (service);
+  if (service->tls != NULL)
+    bs_http_server_set_tls (service->server, service->tls, service->metrics);
   service->loop = g_main_loop_new (NULL, FALSE);
   service->stop_funcs = g_array_new (FALSE, FALSE, sizeof (StopFunc));
   service->reload_funcs = g_array_new (FALSE, FALSE, sizeof (StopFunc));
@@ -236,6 +247,7 @@ bs_service_free (BsService *service)
   g_clear_pointer (&service->auth, bs_auth_unref);
   g_clear_pointer (&service->rate_limit, bs_rate_limit_unref);
   g_clear_pointer (&service->proxies, bs_address_set_unref);
+  g_clear_pointer (&service->tls, bs_tls_identity_unref);
   g_free (service->bind_address);
   g_free (service->name);
   g_free (service);
@@ -305,6 +317,8 @@ loop_start (gpointer user_data, GError **error)
   if (service->rate_limit != NULL)
     bs_http_server_set_rate_limit (loop->server, service->rate_limit, service->proxies,
                                    loop->metrics);
+  if (service->tls != NULL)
+    bs_http_server_set_tls (loop->server, service->tls, loop->metrics);
   bs_http_server_share_limits (loop->server, service->server, service->n_loops);
   return bs_http_server_listen_like (loop->server, service->server, error);
 }
@@ -448,10 +462,18 @@ loops_turning (BsService *service)
   return all;
 }
 
+static gboolean
+accept_own_certificate (SoupMessage *msg, GTlsCertificate *certificate,
+                        GTlsCertificateFlags errors, gpointer user_data)
+{
+  return TRUE;
+}
+
 static void
 watchdog_probe (BsWatchdogProbeDone done, gpointer done_data, gpointer user_data)
 {
   BsService *service = user_data;
+  const char *scheme = service->tls != NULL ? "https" : "http";
   Probe *probe;
   const char *host = service->bind_address;
   g_autofree char *uri = NULL;
@@ -467,9 +489,13 @@ watchdog_probe (BsWatchdogProbeDone done, gpointer done_data, gpointer user_data
     host = "127.0.0.1";
   else if (g_str_equal (host, "::"))
     host = "::1";
-  uri = strchr (host, ':') != NULL ? g_strdup_printf ("http://[%s]:%u/livez", host, service->port)
-                                   : g_strdup_printf ("http://%s:%u/livez", host, service->port);
+  uri = strchr (host, ':') != NULL
+            ? g_strdup_printf ("%s://[%s]:%u/livez", scheme, host, service->port)
+            : g_strdup_printf ("%s://%s:%u/livez", scheme, host, service->port);
   msg = soup_message_new ("GET", uri);
+  /* ourselves over loopback: our own certificate, whatever names it holds */
+  if (service->tls != NULL)
+    g_signal_connect (msg, "accept-certificate", G_CALLBACK (accept_own_certificate), NULL);
   probe->done = done;
   probe->done_data = done_data;
   probe->cancellable = g_cancellable_new ();
@@ -687,6 +713,18 @@ tokens_reloaded (BsAuth *auth, const GError *error, gpointer user_data)
   bs_service_reload_release (service);
 }
 
+static void
+certificate_reloaded (BsTlsIdentity *identity, const GError *error, gpointer user_data)
+{
+  BsService *service = user_data;
+
+  if (error != NULL)
+    g_warning ("reloading the TLS certificate failed; the one in use stays: %s", error->message);
+  else
+    g_message ("TLS certificate reloaded from %s", bs_tls_identity_get_source (identity));
+  bs_service_reload_release (service);
+}
+
 static gboolean
 reload_cb (gpointer user_data)
 {
@@ -716,6 +754,11 @@ reload_cb (gpointer user_data)
       bs_service_reload_hold (service);
       bs_auth_reload_async (service->auth, tokens_reloaded, service);
     }
+  if (service->tls != NULL)
+    {
+      bs_service_reload_hold (service);
+      bs_tls_identity_reload_async (service->tls, certificate_reloaded, service);
+    }
   bs_service_reload_release (service);
   return G_SOURCE_CONTINUE;
 }
@@ -733,8 +776,8 @@ bs_service_run (BsService *service)
   bs_systemd_notify ("READY=1");
   service->watchdog = bs_watchdog_new (watchdog_probe, service);
   bs_systemd_notify_status ("Serving on port %u", service->port);
-  g_message ("%s %s listening on %s:%u%s, %u event loop%s", service->name, BS_VERSION,
-             service->bind_address, service->port,
+  g_message ("%s %s listening on %s:%u%s%s, %u event loop%s", service->name, BS_VERSION,
+             service->bind_address, service->port, service->tls != NULL ? " (HTTPS)" : "",
              bs_http_server_is_socket_activated (service->server) ? " (socket-activated)" : "",
              service->n_loops, service->n_loops == 1 ? "" : "s");
 

@@ -83,6 +83,7 @@ worker_config_load (WorkerConfig *config, GError **error)
          && load_stream_limits (config, error)
          && bs_config_get_string ("ORDERS_API_URL", "http://127.0.0.1:8082", &config->orders_url,
                                   error)
+         && bs_config_get_string ("ORDERS_CA_FILE", "", &config->orders_ca_file, error)
          && bs_config_get_uint ("ORDERS_HTTP_RETRIES", config->http_retries, 0, 20,
                                 &config->http_retries, error)
          && bs_config_get_uint ("ORDERS_HTTP_TIMEOUT_MS", config->http_timeout_ms, 100, 600000,
@@ -108,5 +109,6 @@ worker_config_clear (WorkerConfig *config)
   g_clear_pointer (&config->redis_password, g_free);
   g_clear_pointer (&config->name, g_free);
   g_clear_pointer (&config->orders_url, g_free);
+  g_clear_pointer (&config->orders_ca_file, g_free);
   g_clear_pointer (&config->notify_recipient, g_free);
 }

@@ -20,6 +20,7 @@ typedef struct
   guint results_max_entries; /* bookstore:order-results */
   guint dead_max_entries;    /* each <stream>:dead */
   char *orders_url;
+  char *orders_ca_file; /* ORDERS_CA_FILE for https; empty: the system's */
   guint http_retries;
   guint http_timeout_ms;
   guint step_delay_ms;

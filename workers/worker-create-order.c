@@ -75,7 +75,8 @@ worker_create_order_new (BsRedis *commands, const WorkerConfig *config, WorkerTo
       "ORDERS_API_URL", config->orders_url, "bookstore-worker/" BS_VERSION, MAX_CONNECTIONS, error);
   WorkerCreateOrder *self;
 
-  if (client == NULL)
+  if (client == NULL
+      || !bs_http_client_set_ca_file (client, "ORDERS_CA_FILE", config->orders_ca_file, error))
     return NULL;
   self = g_new0 (WorkerCreateOrder, 1);
   self->commands = commands;

@@ -24,6 +24,8 @@ static const char environment_help[]
       "  ORDERS_API_URL                   bookstore-orders (default http://127.0.0.1:8082)\n"
       "  ORDERS_HTTP_RETRIES              retries of one order creation (default 3)\n"
       "  ORDERS_HTTP_TIMEOUT_MS           deadline of one call to Orders (default 5000)\n"
+      "  ORDERS_CA_FILE                   CA of Orders' certificate for https:// (default:\n"
+      "                                   the system's trust store)\n"
       "  ORDERS_API_TOKEN_FILE            the worker's token for Orders (or credential\n"
       "                                   orders-api-token; SIGHUP re-reads it)\n"
       "  WORKER_STEP_DELAY_MS             duration of each simulated step (default 10)\n"

@@ -557,6 +557,8 @@ expect_eq "" "api-tokens: admin and worker, by the SHA-256 of their tokens (no t
   "$(cin grep -v -e '^#' -e '^$' "$TOKENS/api-tokens" 2>&1 | paste -sd '|')"
 check "" "postinst said where the tokens are (once, at the first install)" \
   grep -q -F "the administrator's token: $TOKENS/admin.token" "$LOGS/apt-install.log"
+readme=$(sed -n 's/^bookstore: .*to add, rotate or revoke tokens: //p' "$LOGS/apt-install.log")
+check "" "the README it names is installed: ${readme:-(none named)}" cin test -f "${readme:-/nonexistent}"
 for svc in bookstore-books bookstore-orders; do
   check "$svc" "$svc started with tokens on (\"… tokens from API_TOKENS_FILE=$TOKENS/api-tokens\")" \
     csh 'journalctl -u "$1" -o cat --no-pager | grep -F "API_TOKENS_FILE=$2"' "$svc" "$TOKENS/api-tokens"
@@ -792,7 +794,7 @@ fi
 
 # --- tokens: add, reload, revoke; the rate limit -----------------------------------------------
 
-section "bearer tokens: a token added and revoked with systemctl reload"
+section "bearer tokens: one added and revoked by reload"
 NEW_TOKEN=$(od -An -v -tx1 -N32 /dev/urandom | tr -d ' \n')
 put_book() { http PUT "$BOOKS/v1/books/$BOOK_ID" -H 'Content-Type: application/json' -d "{\"description\": \"$1\"}"; }
 if AUTH=$NEW_TOKEN unauthorized PUT "$BOOKS/v1/books/$BOOK_ID" -H 'Content-Type: application/json' \
@@ -849,7 +851,7 @@ burst() {
   shift 3
   csh 'n=$1 method=$2 url=$3 auth=$4; shift 4; set -- "$@" $(for _ in $(seq "$n"); do echo "$url"; done)
     curl -s -o /dev/null -w "%{http_code}\n" -X "$method" -H "Authorization: Bearer $auth" "$@"' \
-    bash "$n" "$method" "$url" "$AUTH" "$@" | sort | uniq -c | awk '{ printf "%s%s×%s", sep, $1, $2; sep = " " }'
+    "$n" "$method" "$url" "$AUTH" "$@" | sort | uniq -c | awk '{ printf "%s%s×%s", sep, $1, $2; sep = " " }'
 }
 codes=$(burst 100 DELETE "$BOOKS/v1/books/999999999")
 # 40 at once, and 20 a second more while curl sends them; the rest refused
