@@ -43,9 +43,7 @@ struct _OrdersApp
   char *dsn;
   guint key_retention_hours;
   guint purge_id;
-  char *redis_host;
-  guint16 redis_port;
-  char *redis_password;
+  BsConfigRedis redis;
   guint relay_interval_ms;
   guint claim_idle_ms;
   guint stream_retention_ms;
@@ -148,9 +146,7 @@ read_redis (OrdersApp *app, GError **error)
   app->relay_interval_ms = 1000;
   app->claim_idle_ms = 30000;
   app->stream_retention_ms = 60000;
-  if (!bs_config_get_string ("REDIS_HOST", "127.0.0.1", &app->redis_host, error)
-      || !bs_config_get_port ("REDIS_PORT", 6379, &app->redis_port, error)
-      || !bs_config_get_string ("REDIS_PASSWORD", "", &app->redis_password, error)
+  if (!bs_config_get_redis (&app->redis, error)
       || !bs_config_get_uint ("ORDERS_RELAY_INTERVAL_MS", app->relay_interval_ms, 10, 600000,
                               &app->relay_interval_ms, error)
       || !bs_config_get_uint ("ORDERS_CLAIM_IDLE_MS", app->claim_idle_ms, 100, 86400000,
@@ -186,10 +182,14 @@ create_redis_users (OrdersApp *app)
       metrics, "redis_connected", "1 while the Redis connection is up", connection_label);
   BsRedisOptions redis;
 
+  if (app->redis.env_password_ignored)
+    g_warning ("REDIS_PASSWORD ignored: the Redis password comes from %s",
+               app->redis.password_source);
   bs_redis_options_init_default (&redis);
-  redis.host = app->redis_host;
-  redis.port = app->redis_port;
-  redis.password = app->redis_password;
+  redis.host = app->redis.host;
+  redis.port = app->redis.port;
+  redis.username = app->redis.username;
+  redis.password = app->redis.password;
   app->relay = orders_relay_new (app->pool, &redis, app->relay_interval_ms, metrics, connected);
   app->status = orders_status_new (app->pool, &redis, app->consumer_name, app->claim_idle_ms,
                                    metrics, connected);
@@ -355,8 +355,7 @@ orders_app_free (OrdersApp *app)
   g_free (app->dsn);
   g_free (app->books_url);
   g_free (app->books_ca_file);
-  g_free (app->redis_host);
-  g_free (app->redis_password);
+  bs_config_redis_clear (&app->redis);
   g_free (app->consumer_name);
   g_free (app);
 }

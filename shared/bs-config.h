@@ -28,4 +28,31 @@ gboolean bs_config_get_threads (const char *name, guint *out, GError **error);
  * can parse. Required. */
 gboolean bs_config_get_pg_dsn (const char *name, char **out, GError **error);
 
+/* Where Redis is and whom to log in as: REDIS_HOST (127.0.0.1), REDIS_PORT
+ * (6379), REDIS_USERNAME (an ACL user; empty: the default user) and the
+ * password, read from the file REDIS_PASSWORD_FILE names, else from the
+ * systemd credential redis-password ($CREDENTIALS_DIRECTORY/redis-password),
+ * else from REDIS_PASSWORD (kept for old configurations: the environment is
+ * no place for a secret). A file must hold one word. REDIS_PASSWORD_FILE
+ * and REDIS_PASSWORD both set, or a user without a password, is
+ * BS_ERROR_CONFIG; the credential and REDIS_PASSWORD: the credential is
+ * used and @env_password_ignored set, for the caller to warn.
+ * Messages name where the password came from, never the password. */
+#define BS_CONFIG_REDIS_PASSWORD_FILE "REDIS_PASSWORD_FILE"
+#define BS_CONFIG_REDIS_CREDENTIAL "redis-password"
+typedef struct
+{
+  char *host;
+  guint16 port;
+  char *username;        /* "" for the default user */
+  char *password;        /* NULL for none */
+  char *password_source; /* "REDIS_PASSWORD_FILE=/path", "credential redis-password", ... */
+  gboolean env_password_ignored;
+} BsConfigRedis;
+
+gboolean bs_config_get_redis (BsConfigRedis *config, GError **error);
+/* Frees the strings (the password overwritten first); @config may be cleared twice. */
+void bs_config_redis_clear (BsConfigRedis *config);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (BsConfigRedis, bs_config_redis_clear)
+
 G_END_DECLS

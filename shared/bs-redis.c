@@ -33,6 +33,7 @@ struct _BsRedis
 {
   char *host;
   guint16 port;
+  char *username;
   char *password;
   char *name;
   guint connect_timeout_ms;
@@ -52,7 +53,9 @@ struct _BsRedis
   char *drop_reason;
   guint backoff_ms;
   GCancellable *resolve_cancellable;
-  gboolean outage_logged; /* one line per outage, not one per attempt */
+  gboolean outage_logged; /* one line per outage, not one per attempt... */
+  gboolean refused;       /* ...but a refused handshake (WRONGPASS, NOPERM) says why */
+  char *refusal_logged;   /* each time the refusal changes */
   gboolean ever_connected;
 
   BsRedisStateFunc state_func;
@@ -90,6 +93,9 @@ bs_redis_new (const BsRedisOptions *options)
 
   redis->host = g_strdup (options->host != NULL ? options->host : "127.0.0.1");
   redis->port = options->port != 0 ? options->port : 6379;
+  redis->username = options->username != NULL && options->username[0] != '\0'
+                        ? g_strdup (options->username)
+                        : NULL;
   redis->password = options->password != NULL && options->password[0] != '\0'
                         ? g_strdup (options->password)
                         : NULL;
@@ -283,8 +289,17 @@ connection_lost (BsRedis *redis, const char *why)
                    redis->port, why);
       redis->outage_logged = TRUE;
     }
+  else if (redis->refused && g_strcmp0 (why, redis->refusal_logged) != 0)
+    g_warning ("Redis (%s) at %s:%u refuses the login: %s; retrying", redis->name, redis->host,
+               redis->port, why);
   else
     g_debug ("Redis (%s): %s", redis->name, why);
+  if (redis->refused && g_strcmp0 (why, redis->refusal_logged) != 0)
+    {
+      g_free (redis->refusal_logged);
+      redis->refusal_logged = g_strdup (why);
+    }
+  redis->refused = FALSE;
   schedule_retry (redis);
 }
 
@@ -292,8 +307,10 @@ static void
 connected (BsRedis *redis)
 {
   if (redis->outage_logged || !redis->ever_connected)
-    g_message ("Redis (%s) connected to %s:%u", redis->name, redis->host, redis->port);
+    g_message ("Redis (%s) connected to %s:%u as %s", redis->name, redis->host, redis->port,
+               redis->username != NULL ? redis->username : "default");
   redis->outage_logged = FALSE;
+  g_clear_pointer (&redis->refusal_logged, g_free);
   redis->ever_connected = TRUE;
   redis->backoff_ms = BACKOFF_MIN_MS;
   set_state (redis, STATE_CONNECTED);
@@ -367,6 +384,7 @@ handshake_step_cb (BsRedis *redis, redisReply *reply, const GError *error, gpoin
     {
       g_autofree char *why = g_strdup_printf ("%s refused: %s", step, error->message);
 
+      redis->refused = TRUE;
       drop_connection_later (redis, why);
     }
 }
@@ -385,7 +403,11 @@ start_handshake (BsRedis *redis)
 
   /* CLIENT SETNAME takes no spaces */
   g_strdelimit (client_name, " \t\r\n", '-');
-  if (redis->password != NULL)
+  /* the reply to a refused AUTH (WRONGPASS ...) never holds the password */
+  if (redis->password != NULL && redis->username != NULL)
+    send_command (redis, 0, 3, (const char *[]){ "AUTH", redis->username, redis->password }, NULL,
+                  handshake_step_cb, (gpointer) "AUTH");
+  else if (redis->password != NULL)
     send_command (redis, 0, 2, (const char *[]){ "AUTH", redis->password }, NULL, handshake_step_cb,
                   (gpointer) "AUTH");
   send_command (redis, 0, 3, (const char *[]){ "CLIENT", "SETNAME", client_name }, NULL,
@@ -572,8 +594,10 @@ bs_redis_free (BsRedis *redis)
       redisAsyncFree (ac); /* deferred by hiredis when inside one of its callbacks */
     }
   g_free (redis->drop_reason);
+  g_free (redis->refusal_logged);
   g_strfreev (redis->addresses);
   g_free (redis->host);
+  g_free (redis->username);
   g_free (redis->password);
   g_free (redis->name);
   g_free (redis);

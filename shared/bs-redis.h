@@ -3,7 +3,8 @@
  *
  * hiredis's async API drives the connection through our own GSource adapter
  * (shared/bs-redis-source.c). The host is resolved without blocking, the
- * connect has a deadline, AUTH is sent when a password is set, and a lost
+ * connect has a deadline, AUTH is sent when a password is set (as the ACL
+ * user @username when one is given), and a lost
  * connection is re-established with exponential backoff (100 ms doubling to
  * 5 s). Going down and coming back are each logged once.
  *
@@ -23,7 +24,8 @@ typedef struct
 {
   const char *host;         /* name or address; default "127.0.0.1" */
   guint16 port;             /* default 6379 */
-  const char *password;     /* NULL or "" for none */
+  const char *username;     /* ACL user (AUTH <username> <password>); NULL: default */
+  const char *password;     /* NULL or "" for none; never logged */
   const char *name;         /* what the connection is for, in logs and CLIENT SETNAME */
   guint connect_timeout_ms; /* default 2000 */
   /* A command without a reply after this (plus its own extra time) drops the

@@ -33,7 +33,11 @@ static const char description[]
       "--idempotency-key a random one is made. With --wait, waits for the outcome on\n"
       "bookstore:order-results and prints it as a second JSON line.\n"
       "\n"
-      "Environment: REDIS_HOST (127.0.0.1), REDIS_PORT (6379), REDIS_PASSWORD.\n"
+      "Environment: REDIS_HOST (127.0.0.1), REDIS_PORT (6379), REDIS_USERNAME (the ACL\n"
+      "user, bookstore-enqueue where bookstore-setup-redis made it) and REDIS_PASSWORD_FILE\n"
+      "(a file holding the password; or the credential redis-password in\n"
+      "$CREDENTIALS_DIRECTORY). REDIS_PASSWORD still works but shows the password to\n"
+      "every process of the same user: prefer the file.\n"
       "\n"
       "Exit status: 0 job added (with --wait: order created or replayed); 1 rejected or\n"
       "dead-lettered; 2 no result within --wait seconds; 64 usage error; 69 Redis\n"
@@ -121,40 +125,52 @@ command (redisContext *redis, int argc, const char **argv)
   return reply;
 }
 
+/* AUTH [<user>] <password>: the reply to a refused one (WRONGPASS) never
+ * holds the password. */
+static gboolean
+authenticate (redisContext *redis, const BsConfigRedis *config)
+{
+  g_autoptr (redisReply) reply = NULL;
+
+  if (config->password == NULL)
+    return TRUE;
+  if (*config->username != '\0')
+    reply = command (redis, 3, (const char *[]){ "AUTH", config->username, config->password });
+  else
+    reply = command (redis, 2, (const char *[]){ "AUTH", config->password });
+  return reply != NULL;
+}
+
 static redisContext *
 connect_redis (int *status)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *host = NULL, *password = NULL;
-  guint16 port = 0;
+  g_auto (BsConfigRedis) config = { 0 };
   struct timeval timeout = { CONNECT_TIMEOUT_S, 0 };
   g_autoptr (redisContext) redis = NULL;
 
-  if (!bs_config_get_string ("REDIS_HOST", "127.0.0.1", &host, &error)
-      || !bs_config_get_port ("REDIS_PORT", 6379, &port, &error)
-      || !bs_config_get_string ("REDIS_PASSWORD", "", &password, &error))
+  if (!bs_config_get_redis (&config, &error))
     {
       fprintf (stderr, "bookstore-enqueue: %s\n", error->message);
       *status = BS_EXIT_CONFIG;
       return NULL;
     }
-  redis = redisConnectWithTimeout (host, port, timeout);
+  if (config.env_password_ignored)
+    fprintf (stderr, "bookstore-enqueue: REDIS_PASSWORD ignored: the password comes from %s\n",
+             config.password_source);
+  redis = redisConnectWithTimeout (config.host, config.port, timeout);
   if (redis == NULL || redis->err != 0)
     {
-      fprintf (stderr, "bookstore-enqueue: cannot connect to Redis at %s:%u: %s\n", host, port,
-               redis != NULL ? redis->errstr : "out of memory");
+      fprintf (stderr, "bookstore-enqueue: cannot connect to Redis at %s:%u: %s\n", config.host,
+               config.port, redis != NULL ? redis->errstr : "out of memory");
       *status = EXIT_UNAVAILABLE;
       return NULL;
     }
   redisSetTimeout (redis, timeout);
-  if (*password != '\0')
+  if (!authenticate (redis, &config))
     {
-      g_autoptr (redisReply) reply = command (redis, 2, (const char *[]){ "AUTH", password });
-      if (reply == NULL)
-        {
-          *status = EXIT_UNAVAILABLE;
-          return NULL;
-        }
+      *status = EXIT_UNAVAILABLE;
+      return NULL;
     }
   return g_steal_pointer (&redis);
 }

@@ -109,9 +109,10 @@ create_queues (WorkerApp *app)
   BsRedisOptions reader;
 
   bs_redis_options_init_default (&reader);
-  reader.host = app->config.redis_host;
-  reader.port = app->config.redis_port;
-  reader.password = app->config.redis_password;
+  reader.host = app->config.redis.host;
+  reader.port = app->config.redis.port;
+  reader.username = app->config.redis.username;
+  reader.password = app->config.redis.password;
   reader.command_timeout_ms = app->config.redis_timeout_ms;
   for (guint i = 0; i < N_QUEUES; i++)
     {
@@ -173,9 +174,10 @@ worker_app_new (GError **error)
   worker_metrics_init (&app->metrics, bs_service_get_metrics (app->service));
 
   bs_redis_options_init_default (&options);
-  options.host = app->config.redis_host;
-  options.port = app->config.redis_port;
-  options.password = app->config.redis_password;
+  options.host = app->config.redis.host;
+  options.port = app->config.redis.port;
+  options.username = app->config.redis.username;
+  options.password = app->config.redis.password;
   options.name = COMMANDS_CONNECTION;
   options.command_timeout_ms = app->config.redis_timeout_ms;
   app->commands = bs_redis_new (&options);
@@ -229,6 +231,9 @@ worker_app_start (WorkerApp *app, GError **error)
     return FALSE;
   g_message ("consumer %s in group %s, %u jobs at most per queue", app->config.name, WORKER_GROUP,
              app->config.concurrency);
+  if (app->config.redis.env_password_ignored)
+    g_warning ("REDIS_PASSWORD ignored: the Redis password comes from %s",
+               app->config.redis.password_source);
   bs_redis_start (app->commands);
   for (guint i = 0; i < N_QUEUES; i++)
     worker_queue_start (app->queues[i]);

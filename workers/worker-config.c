@@ -65,9 +65,7 @@ worker_config_load (WorkerConfig *config, GError **error)
   config->done_ttl_s = 86400;
   config->stock_limit = 1000;
   config->redis_timeout_ms = 5000;
-  return bs_config_get_string ("REDIS_HOST", "127.0.0.1", &config->redis_host, error)
-         && bs_config_get_port ("REDIS_PORT", 6379, &config->redis_port, error)
-         && bs_config_get_string ("REDIS_PASSWORD", "", &config->redis_password, error)
+  return bs_config_get_redis (&config->redis, error)
          && bs_config_get_uint ("REDIS_COMMAND_TIMEOUT_MS", config->redis_timeout_ms, 100, 600000,
                                 &config->redis_timeout_ms, error)
          && bs_config_get_uint ("WORKER_CONCURRENCY", config->concurrency, 1, 1000,
@@ -105,8 +103,7 @@ worker_config_load (WorkerConfig *config, GError **error)
 void
 worker_config_clear (WorkerConfig *config)
 {
-  g_clear_pointer (&config->redis_host, g_free);
-  g_clear_pointer (&config->redis_password, g_free);
+  bs_config_redis_clear (&config->redis);
   g_clear_pointer (&config->name, g_free);
   g_clear_pointer (&config->orders_url, g_free);
   g_clear_pointer (&config->orders_ca_file, g_free);

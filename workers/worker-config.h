@@ -1,15 +1,15 @@
 /* worker-config.h: the worker's settings, read from the environment. */
 #pragma once
 
+#include "bs-config.h"
+
 #include <glib.h>
 
 G_BEGIN_DECLS
 
 typedef struct
 {
-  char *redis_host;
-  guint16 redis_port;
-  char *redis_password;
+  BsConfigRedis redis; /* REDIS_HOST, REDIS_PORT, REDIS_USERNAME, the password */
   guint redis_timeout_ms;
   guint concurrency; /* per queue */
   char *name;        /* consumer name */
