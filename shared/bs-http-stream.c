@@ -431,8 +431,8 @@ bs_http_stream_handshake_async (BsHttpStream *stream, GAsyncReadyCallback callba
 
   g_return_if_fail (stream->tls != NULL && stream->handshake == NULL);
   stream->handshake = g_cancellable_new ();
-  g_tls_connection_handshake_async (stream->tls, G_PRIORITY_DEFAULT, stream->handshake,
-                                    handshaken, task);
+  g_tls_connection_handshake_async (stream->tls, G_PRIORITY_DEFAULT, stream->handshake, handshaken,
+                                    task);
 }
 
 gboolean

@@ -463,8 +463,8 @@ loops_turning (BsService *service)
 }
 
 static gboolean
-accept_own_certificate (SoupMessage *msg, GTlsCertificate *certificate,
-                        GTlsCertificateFlags errors, gpointer user_data)
+accept_own_certificate (SoupMessage *msg, GTlsCertificate *certificate, GTlsCertificateFlags errors,
+                        gpointer user_data)
 {
   return TRUE;
 }

@@ -8,6 +8,7 @@ the name. Certificates are made by the test with openssl."""
 import socket
 import ssl
 import subprocess
+from decimal import Decimal
 
 import pytest
 import requests
@@ -219,7 +220,7 @@ def test_orders_reaches_books_over_https(odaemons, pki):
                          timeout=scaled(10))
     assert_status(resp, 201)
     assert resp.json()["book_title"] == "Fetched over TLS", describe(resp)
-    assert resp.json()["total_price"] == "14.50"
+    assert Decimal(str(resp.json()["total_price"])) == Decimal("14.50"), describe(resp)
 
 
 @pytest.mark.parametrize("case", ["wrong CA", "wrong name"])
