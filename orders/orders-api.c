@@ -247,8 +247,9 @@ book_fetched (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (OrdersBook) book
       = orders_books_get_book_finish (api->books, result, &retry_after_s, &error);
   g_autofree char *unit = NULL, *total = NULL;
-  const char *key, *fingerprint;
+  const char *key, *fingerprint, *tracestate;
   char book_id[32], quantity[32];
+  char traceparent[BS_TRACEPARENT_LEN + 1];
 
   if (book == NULL)
     {
@@ -269,10 +270,13 @@ book_fetched (GObject *source, GAsyncResult *result, gpointer user_data)
   /* the parameters are copied when the query is queued, before ctx moves on */
   key = ctx->idempotency_key;
   fingerprint = ctx->fingerprint;
+  /* the event names this request's span as the parent of the worker's */
+  bs_trace_format (bs_request_get_trace (ctx->request), traceparent);
+  tracestate = bs_request_get_tracestate (ctx->request);
   bs_db_pool_query_async (api->pool, key == NULL ? ORDERS_SQL_CREATE : ORDERS_SQL_CREATE_WITH_KEY,
                           (const char *const[]){ book_id, book->title, book->author, quantity, unit,
-                                                 total, key, fingerprint },
-                          key == NULL ? 6 : 8, 0,
+                                                 total, traceparent, tracestate, key, fingerprint },
+                          key == NULL ? 8 : 10, 0,
                           NULL /* an order runs to the end even if the client leaves */,
                           insert_done, g_steal_pointer (&ctx));
 }
@@ -280,9 +284,10 @@ book_fetched (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 fetch_book (CallContext *ctx)
 {
-  orders_books_get_book_async (ctx->api->books, ctx->input.book_id,
-                               bs_request_get_id (ctx->request),
-                               bs_request_get_cancellable (ctx->request), book_fetched, ctx);
+  orders_books_get_book_async (
+      ctx->api->books, ctx->input.book_id, bs_request_get_id (ctx->request),
+      bs_request_get_trace (ctx->request), bs_request_get_tracestate (ctx->request),
+      bs_request_get_cancellable (ctx->request), book_fetched, ctx);
 }
 
 static void

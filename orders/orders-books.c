@@ -7,6 +7,7 @@
 #include "bs-error.h"
 #include "bs-http-client.h"
 #include "bs-json.h"
+#include "bs-log.h"
 #include "bs-money.h"
 #include "bs-single-flight.h"
 
@@ -298,6 +299,7 @@ get_book_done (GObject *source, GAsyncResult *result, gpointer user_data)
 
 void
 orders_books_get_book_async (OrdersBooks *books, gint64 book_id, const char *request_id,
+                             const BsTrace *trace, const char *tracestate,
                              GCancellable *cancellable, GAsyncReadyCallback callback,
                              gpointer user_data)
 {
@@ -305,6 +307,8 @@ orders_books_get_book_async (OrdersBooks *books, gint64 book_id, const char *req
   GetCall *call = g_new0 (GetCall, 1);
   guint retry_after_ms = 0;
   g_autofree char *path = NULL;
+  BsTrace span;
+  char traceparent[BS_TRACEPARENT_LEN + 1];
 
   g_task_set_source_tag (task, orders_books_get_book_async);
   g_task_set_check_cancellable (task, FALSE);
@@ -330,11 +334,19 @@ orders_books_get_book_async (OrdersBooks *books, gint64 book_id, const char *req
       return;
     }
   path = g_strdup_printf ("/v1/books/%" G_GINT64_FORMAT, book_id);
+  if (trace != NULL)
+    bs_trace_child (&span, trace);
+  else
+    bs_trace_start (&span, NULL);
+  bs_trace_format (&span, traceparent);
+  bs_log_call (request_id, &span, "books", "GET", path);
   call->started_us = g_get_monotonic_time ();
   books->in_flight++;
-  bs_http_client_request_async (books->client, "GET", path, request_id, NULL, NULL, NULL,
-                                books->timeout_ms, cancellable, get_book_done,
-                                g_steal_pointer (&task));
+  bs_http_client_request_async (
+      books->client, "GET", path, request_id,
+      (const char *const[]){ "traceparent", traceparent, tracestate != NULL ? "tracestate" : NULL,
+                             tracestate, NULL },
+      NULL, NULL, books->timeout_ms, cancellable, get_book_done, g_steal_pointer (&task));
 }
 
 OrdersBook *

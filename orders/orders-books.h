@@ -3,6 +3,7 @@
 #pragma once
 
 #include "bs-metrics.h"
+#include "bs-trace.h"
 
 #include <gio/gio.h>
 
@@ -40,12 +41,16 @@ OrdersBooks *orders_books_new (const OrdersBooksOptions *options, OrdersBooks *s
 void orders_books_free (OrdersBooks *books);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OrdersBooks, orders_books_free)
 
-/* GET /v1/books/{id} with @request_id forwarded. Errors: BS_ERROR_NOT_FOUND,
+/* GET /v1/books/{id} with @request_id forwarded, as a span of its own, a
+ * child of @trace (the request's span; NULL: a new trace), logged when it
+ * starts (bs_log_call()); its traceparent and @tracestate (may be NULL) go
+ * with it. Errors: BS_ERROR_NOT_FOUND,
  * BS_ERROR_BOOK_NOT_ORDERABLE (deleted), BS_ERROR_UNAVAILABLE (Books down,
  * slow, failing, the circuit is open, or max_connections + max_waiting calls
  * are already in flight; *@retry_after_s then says when to try again), BS_ERROR_BAD_GATEWAY (Books
  * answered nonsense), or G_IO_ERROR_CANCELLED. */
 void orders_books_get_book_async (OrdersBooks *books, gint64 book_id, const char *request_id,
+                                  const BsTrace *trace, const char *tracestate,
                                   GCancellable *cancellable, GAsyncReadyCallback callback,
                                   gpointer user_data);
 OrdersBook *orders_books_get_book_finish (OrdersBooks *books, GAsyncResult *result,

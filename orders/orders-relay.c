@@ -339,8 +339,8 @@ publish_rows (OrdersRelay *relay, const PGresult *res)
     {
       const char *argv[3 + 2 * ORDERS_OUTBOX_N_COLS];
       static const char *const names[ORDERS_OUTBOX_N_COLS]
-          = { "outbox_id",   "type",     "order_id",   "book_id",     "book_title",
-              "book_author", "quantity", "unit_price", "total_price", "created_at" };
+          = { "outbox_id", "type",       "order_id",    "book_id",    "book_title",  "book_author",
+              "quantity",  "unit_price", "total_price", "created_at", "traceparent", "tracestate" };
       int argc = 0;
 
       argv[argc++] = "XADD";
@@ -350,7 +350,9 @@ publish_rows (OrdersRelay *relay, const PGresult *res)
       argv[argc++] = names[ORDERS_OUTBOX_COL_TYPE];
       argv[argc++] = PQgetvalue (res, row, ORDERS_OUTBOX_COL_TYPE);
       for (int col = 0; col < ORDERS_OUTBOX_N_COLS; col++)
-        if (col != ORDERS_OUTBOX_COL_TYPE)
+        if (col != ORDERS_OUTBOX_COL_TYPE
+            /* no trace context (an event from before it was kept): no field */
+            && !(col >= ORDERS_OUTBOX_COL_TRACEPARENT && PQgetisnull (res, row, col)))
           {
             argv[argc++] = names[col];
             argv[argc++] = PQgetvalue (res, row, col);

@@ -14,6 +14,7 @@
 #include "orders-store.h"
 
 #include "bs-error.h"
+#include "bs-log.h"
 #include "bs-stream.h"
 
 #include <string.h>
@@ -571,6 +572,24 @@ is_transient (const GError *error)
 }
 
 static void
+log_applied (const Entry *entry, const BsTrace *trace, const char *order_id, const char *status,
+             const char *before)
+{
+  g_autofree char *message = g_strdup_printf ("order %s now %s (was %s)", order_id, status, before);
+  GLogField fields[] = {
+    { "PRIORITY", "6", -1 }, /* info */
+    { "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
+    BS_TRACE_LOG_FIELDS (trace),
+    { "ORDER_ID", order_id, -1 },
+    { "ORDER_STATUS", status, -1 },
+    { "REDIS_ENTRY_ID", entry->id, -1 },
+    { "MESSAGE", message, -1 }, /* last: journald drops fields after it */
+  };
+
+  bs_log_fields (G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS (fields));
+}
+
+static void
 report_result (OrdersStatus *self, const Entry *entry, const PGresult *res)
 {
   const char *order_id = g_hash_table_lookup (entry->fields, "order_id");
@@ -579,10 +598,13 @@ report_result (OrdersStatus *self, const Entry *entry, const PGresult *res)
 
   if (g_str_equal (PQgetvalue (res, 0, 0), "t"))
     {
+      BsTrace trace;
+
+      /* a span in the trace of the worker's job that sent the entry (a new
+       * trace for an entry without a traceparent) */
+      bs_trace_start (&trace, g_hash_table_lookup (entry->fields, "traceparent"));
       count (self, "applied");
-      g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_INFO, "ORDER_ID", order_id, "ORDER_STATUS",
-                        status, "REDIS_ENTRY_ID", entry->id, "MESSAGE", "order %s now %s (was %s)",
-                        order_id, status, before);
+      log_applied (entry, &trace, order_id, status, before);
     }
   else if (before == NULL)
     {

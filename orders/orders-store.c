@@ -9,9 +9,11 @@
 
 #define ORDERS_CREATED_AT BS_SQL_TIMESTAMP ("o.created_at")
 
-/* after a CTE "o" that inserted the order: its outbox row, and the order */
+/* after a CTE "o" that inserted the order: its outbox row with the trace
+ * context ($7, $8), and the order */
 #define WITH_OUTBOX                                                                                \
-  ", x AS (INSERT INTO outbox (order_id, event_type) SELECT id, 'order.created' FROM o) "          \
+  ", x AS (INSERT INTO outbox (order_id, event_type, traceparent, tracestate) "                    \
+  "SELECT id, 'order.created', $7::text, $8::text FROM o) "                                        \
   "SELECT " ORDERS_ORDER_COLUMNS " FROM o"
 
 const BsDbStatement orders_store_statements[] = {
@@ -30,7 +32,7 @@ const BsDbStatement orders_store_statements[] = {
   /* ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to
    * commit, then inserts no key and so no order: exactly one order per key */
   { ORDERS_SQL_CREATE_WITH_KEY,
-    "WITH k AS (INSERT INTO idempotency_keys (key, request_hash) VALUES ($7::text, $8::text) "
+    "WITH k AS (INSERT INTO idempotency_keys (key, request_hash) VALUES ($9::text, $10::text) "
     "ON CONFLICT (key) DO NOTHING RETURNING key), o AS (" INSERT_ORDER ", idempotency_key) "
     "SELECT $1::bigint, $2::text, $3::text, $4::integer, $5::numeric, $6::numeric, k.key "
     "FROM k RETURNING *)" WITH_OUTBOX },
@@ -49,9 +51,10 @@ const BsDbStatement orders_store_statements[] = {
     "WITH c AS (UPDATE outbox SET claimed_until = now() + make_interval(secs => $2::integer) "
     "WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL "
     "AND (claimed_until IS NULL OR claimed_until < now()) "
-    "ORDER BY id LIMIT $1::integer FOR UPDATE SKIP LOCKED) RETURNING id, event_type, order_id) "
+    "ORDER BY id LIMIT $1::integer FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, event_type, order_id, traceparent, tracestate) "
     "SELECT c.id, c.event_type, o.id, o.book_id, o.book_title, o.book_author, o.quantity, "
-    "o.unit_price::text, o.total_price::text, " ORDERS_CREATED_AT " "
+    "o.unit_price::text, o.total_price::text, " ORDERS_CREATED_AT ", c.traceparent, c.tracestate "
     "FROM c JOIN orders o ON o.id = c.order_id ORDER BY c.id" },
   { ORDERS_SQL_OUTBOX_MARK_SENT,
     "WITH s AS (UPDATE outbox SET sent_at = now() "

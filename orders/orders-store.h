@@ -9,11 +9,12 @@ G_BEGIN_DECLS
 #define ORDERS_SQL_LIST "orders_list"
 /* $1 id → ORDERS_ORDER_COLUMNS */
 #define ORDERS_SQL_GET "orders_get"
-/* $1 book_id, $2 title, $3 author, $4 quantity, $5 unit price, $6 total
- * → ORDERS_ORDER_COLUMNS; its order.created outbox row is inserted by the
- * same statement */
+/* $1 book_id, $2 title, $3 author, $4 quantity, $5 unit price, $6 total,
+ * $7 traceparent, $8 tracestate (may be NULL) → ORDERS_ORDER_COLUMNS; its
+ * order.created outbox row, with the trace context, is inserted by the same
+ * statement */
 #define ORDERS_SQL_CREATE "orders_create"
-/* as ORDERS_SQL_CREATE, plus $7 idempotency key, $8 request hash → the new
+/* as ORDERS_SQL_CREATE, plus $9 idempotency key, $10 request hash → the new
  * order, or no row (and no order, no outbox row) when the key exists already */
 #define ORDERS_SQL_CREATE_WITH_KEY "orders_create_with_key"
 /* $1 idempotency key → request_hash, then ORDERS_ORDER_COLUMNS; no row when unknown */
@@ -38,7 +39,9 @@ enum
   ORDERS_OUTBOX_COL_QUANTITY,
   ORDERS_OUTBOX_COL_UNIT_PRICE, /* text, two decimals */
   ORDERS_OUTBOX_COL_TOTAL_PRICE,
-  ORDERS_OUTBOX_COL_CREATED_AT, /* RFC 3339 UTC */
+  ORDERS_OUTBOX_COL_CREATED_AT,  /* RFC 3339 UTC */
+  ORDERS_OUTBOX_COL_TRACEPARENT, /* NULL for rows from before 0003 */
+  ORDERS_OUTBOX_COL_TRACESTATE,  /* NULL when none */
   ORDERS_OUTBOX_N_COLS
 };
 /* $1 ids published, $2 ids not published, as array literals "{1,2,3}" →

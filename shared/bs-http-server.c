@@ -304,6 +304,7 @@ got_headers_cb (SoupServerMessage *msg, gpointer user_data)
       = bs_request_id_from_header (soup_message_headers_get_one (headers, "X-Request-ID"));
   soup_message_headers_replace (soup_server_message_get_response_headers (msg), "X-Request-ID",
                                 request->request_id);
+  bs_request_start_trace (request, headers);
   /* libsoup closes after answering a request that says "Connection: close"
    * but does not say so in the response; a client pool that reuses
    * connections unless told (urllib3) would then send its next request
@@ -482,9 +483,10 @@ record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request,
 
   user_agent
       = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "User-Agent");
-  bs_log_access (
-      g_strcmp0 (user_agent, WATCHDOG_USER_AGENT) == 0 ? G_LOG_LEVEL_DEBUG : G_LOG_LEVEL_INFO,
-      request->request_id, method, path, status, seconds * 1000.0, request->auth_subject);
+  bs_log_access (g_strcmp0 (user_agent, WATCHDOG_USER_AGENT) == 0 ? G_LOG_LEVEL_DEBUG
+                                                                  : G_LOG_LEVEL_INFO,
+                 request->request_id, &request->trace, method, path, status, seconds * 1000.0,
+                 request->auth_subject);
 }
 
 static void
@@ -611,7 +613,7 @@ stream_rejected (BsHttpStream *stream, int code, const char *message, const char
                  (const char *const[]){ "unmatched", method_label (method), status_class (status),
                                         status_code, NULL },
                  1);
-  bs_log_access (G_LOG_LEVEL_INFO, request_id, method, target, status, 0.0, NULL);
+  bs_log_access (G_LOG_LEVEL_INFO, request_id, NULL, method, target, status, 0.0, NULL);
   return direct_response (code, message, request_id, FALSE);
 }
 

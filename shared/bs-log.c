@@ -125,8 +125,20 @@ priority_for (GLogLevelFlags level)
 }
 
 void
+bs_log_fields (GLogLevelFlags level, GLogField *fields, gsize n_fields)
+{
+  gsize n = 0;
+
+  for (gsize i = 0; i < n_fields; i++)
+    if (fields[i].value != NULL)
+      fields[n++] = fields[i];
+  g_log_structured_array (level, fields, n);
+}
+
+void
 bs_log_request_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
-                     const char *file, const char *line, const char *func, const char *format, ...)
+                     const BsTrace *trace, const char *file, const char *line, const char *func,
+                     const char *format, ...)
 {
   va_list args;
   g_autofree char *message = NULL;
@@ -134,6 +146,7 @@ bs_log_request_full (const char *log_domain, GLogLevelFlags level, const char *r
     { "PRIORITY", priority_for (level), -1 },
     { "GLIB_DOMAIN", log_domain, -1 },
     { "REQUEST_ID", request_id != NULL ? request_id : "-", -1 },
+    BS_TRACE_LOG_FIELDS (trace),
     { "CODE_FILE", file, -1 },
     { "CODE_LINE", line, -1 },
     { "CODE_FUNC", func, -1 },
@@ -144,7 +157,7 @@ bs_log_request_full (const char *log_domain, GLogLevelFlags level, const char *r
   message = g_strdup_vprintf (format, args);
   va_end (args);
   fields[G_N_ELEMENTS (fields) - 1].value = message;
-  g_log_structured_array (level, fields, G_N_ELEMENTS (fields));
+  bs_log_fields (level, fields, G_N_ELEMENTS (fields));
 }
 
 void
@@ -196,40 +209,53 @@ bs_access_log_from_string (const char *text, BsAccessLog *mode)
   return FALSE;
 }
 
+/* Whether the record of a successful request (or of a call it makes) goes
+ * out: ACCESS_LOG=all and within ACCESS_LOG_MAX_PER_S. The first record
+ * after some were left out is preceded by one that says how many. */
+static gboolean
+success_record_allowed (const char *log_domain)
+{
+  guint64 left_out = 0;
+  char count[32];
+  g_autofree char *note = NULL;
+
+  if (access_mode != BS_ACCESS_LOG_ALL)
+    return FALSE;
+  if (access_max_per_s == 0)
+    return TRUE;
+  if (!access_within_budget (&left_out))
+    return FALSE;
+  if (left_out == 0)
+    return TRUE;
+  g_snprintf (count, sizeof count, "%" G_GUINT64_FORMAT, left_out);
+  note = g_strdup_printf ("access log: %s records of successful requests left out (over "
+                          "ACCESS_LOG_MAX_PER_S=%u)",
+                          count, access_max_per_s);
+  {
+    GLogField fields[] = {
+      { "PRIORITY", priority_for (G_LOG_LEVEL_INFO), -1 },
+      { "GLIB_DOMAIN", log_domain, -1 },
+      { "ACCESS_LOG_LEFT_OUT", count, -1 },
+      { "MESSAGE", note, -1 },
+    };
+    g_log_structured_array (G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS (fields));
+  }
+  return TRUE;
+}
+
 void
 bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
-                    const char *method, const char *path, guint status, double duration_ms,
-                    const char *auth_subject)
+                    const BsTrace *trace, const char *method, const char *path, guint status,
+                    double duration_ms, const char *auth_subject)
 {
   char status_buf[16];
   char duration_buf[G_ASCII_DTOSTR_BUF_SIZE];
   g_autofree char *message = NULL;
 
-  guint64 left_out = 0;
-
-  if (access_mode == BS_ACCESS_LOG_OFF || (access_mode == BS_ACCESS_LOG_ERRORS && status < 400))
+  if (access_mode == BS_ACCESS_LOG_OFF)
     return;
-  if (status < 400 && access_max_per_s > 0 && !access_within_budget (&left_out))
+  if (status < 400 && !success_record_allowed (log_domain))
     return;
-  if (left_out > 0)
-    {
-      char count[32];
-      g_autofree char *note = NULL;
-
-      g_snprintf (count, sizeof count, "%" G_GUINT64_FORMAT, left_out);
-      note = g_strdup_printf ("access log: %s records of successful requests left out (over "
-                              "ACCESS_LOG_MAX_PER_S=%u)",
-                              count, access_max_per_s);
-      {
-        GLogField fields[] = {
-          { "PRIORITY", priority_for (G_LOG_LEVEL_INFO), -1 },
-          { "GLIB_DOMAIN", log_domain, -1 },
-          { "ACCESS_LOG_LEFT_OUT", count, -1 },
-          { "MESSAGE", note, -1 },
-        };
-        g_log_structured_array (G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS (fields));
-      }
-    }
 
   g_snprintf (status_buf, sizeof status_buf, "%u", status);
   g_ascii_formatd (duration_buf, sizeof duration_buf, "%.3f", duration_ms);
@@ -239,21 +265,40 @@ bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *re
       { "PRIORITY", priority_for (level), -1 },
       { "GLIB_DOMAIN", log_domain, -1 },
       { "REQUEST_ID", request_id != NULL ? request_id : "-", -1 },
+      BS_TRACE_LOG_FIELDS (trace),
       { "HTTP_METHOD", method, -1 },
       { "HTTP_PATH", path, -1 },
       { "HTTP_STATUS", status_buf, -1 },
       { "DURATION_MS", duration_buf, -1 },
-      { "AUTH_SUBJECT", auth_subject, -1 }, /* left out when NULL: see below */
+      { "AUTH_SUBJECT", auth_subject, -1 }, /* left out when NULL */
       { "MESSAGE", message, -1 },
     };
-    gsize n = G_N_ELEMENTS (fields);
 
-    if (auth_subject == NULL)
-      {
-        /* no subject: MESSAGE moves up over it, and stays last */
-        fields[n - 2] = fields[n - 1];
-        n--;
-      }
-    g_log_structured_array (level, fields, n);
+    bs_log_fields (level, fields, G_N_ELEMENTS (fields));
+  }
+}
+
+void
+bs_log_call_full (const char *log_domain, const char *request_id, const BsTrace *trace,
+                  const char *upstream, const char *method, const char *path)
+{
+  g_autofree char *message = NULL;
+
+  if (!success_record_allowed (log_domain))
+    return;
+  message = g_strdup_printf ("calling %s: %s %s", upstream, method, path);
+  {
+    GLogField fields[] = {
+      { "PRIORITY", priority_for (G_LOG_LEVEL_INFO), -1 },
+      { "GLIB_DOMAIN", log_domain, -1 },
+      { "REQUEST_ID", request_id != NULL ? request_id : "-", -1 },
+      BS_TRACE_LOG_FIELDS (trace),
+      { "UPSTREAM", upstream, -1 },
+      { "UPSTREAM_METHOD", method, -1 },
+      { "UPSTREAM_PATH", path, -1 },
+      { "MESSAGE", message, -1 },
+    };
+
+    bs_log_fields (G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS (fields));
   }
 }

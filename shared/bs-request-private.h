@@ -2,6 +2,7 @@
 #pragma once
 
 #include "bs-request.h"
+#include "bs-trace.h"
 
 G_BEGIN_DECLS
 
@@ -29,8 +30,14 @@ struct _BsRequest
   gboolean too_large;
   gboolean wrote_body; /* the whole response went out */
   char *auth_subject;  /* the name of the bearer token that admitted it */
+  BsTrace trace;       /* the request's span (bs_request_start_trace) */
+  char *tracestate;    /* passed on with the trace; NULL when none */
 };
 
 BsRequest *bs_request_new (SoupServerMessage *msg);
+
+/* The request's span from its traceparent and tracestate headers (or a
+ * new trace): when its headers have arrived. */
+void bs_request_start_trace (BsRequest *request, SoupMessageHeaders *headers);
 
 G_END_DECLS

@@ -34,6 +34,7 @@ bs_request_unref (BsRequest *request)
     return;
   g_free (request->request_id);
   g_free (request->auth_subject);
+  g_free (request->tracestate);
   g_clear_pointer (&request->params, g_hash_table_unref);
   g_clear_pointer (&request->query, g_hash_table_unref);
   g_clear_object (&request->cancellable);
@@ -87,6 +88,33 @@ const char *
 bs_request_get_auth_subject (BsRequest *request)
 {
   return request->auth_subject;
+}
+
+void
+bs_request_start_trace (BsRequest *request, SoupMessageHeaders *headers)
+{
+  /* several headers come joined by commas: a traceparent is then invalid */
+  const char *traceparent = soup_message_headers_get_list (headers, "traceparent");
+  const char *tracestate;
+
+  g_clear_pointer (&request->tracestate, g_free);
+  if (!bs_trace_start (&request->trace, traceparent))
+    return; /* no valid traceparent: tracestate is ignored too */
+  tracestate = soup_message_headers_get_list (headers, "tracestate");
+  if (bs_tracestate_is_valid (tracestate))
+    request->tracestate = g_strdup (tracestate);
+}
+
+const BsTrace *
+bs_request_get_trace (BsRequest *request)
+{
+  return &request->trace;
+}
+
+const char *
+bs_request_get_tracestate (BsRequest *request)
+{
+  return request->tracestate;
 }
 
 GCancellable *
@@ -308,7 +336,7 @@ bs_request_reply_error (BsRequest *request, const GError *error)
   guint status = bs_error_http_status (error);
 
   if (status >= 500)
-    bs_log_request (G_LOG_LEVEL_WARNING, request->request_id, "%s %s failed: %s",
+    bs_log_request (G_LOG_LEVEL_WARNING, request->request_id, &request->trace, "%s %s failed: %s",
                     bs_request_get_method (request), bs_request_get_path (request), error->message);
   if (status == 503 && bs_request_get_response_header (request, "Retry-After") == NULL)
     bs_request_set_header (request, "Retry-After", "1");

@@ -1,6 +1,8 @@
 /* bs-request.h: one HTTP request's context, shared by handler and async work. */
 #pragma once
 
+#include "bs-trace.h"
+
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
@@ -28,6 +30,13 @@ const char *bs_request_get_header (BsRequest *request, const char *name);
 /* The name of the bearer token the request came with (API_TOKENS_FILE), or
  * NULL when it needed none. */
 const char *bs_request_get_auth_subject (BsRequest *request);
+/* The request's span (W3C Trace Context): in the trace of its valid
+ * traceparent header, with that header's parent-id as parent, or the first
+ * span of a new trace. Log it with the request's records. */
+const BsTrace *bs_request_get_trace (BsRequest *request);
+/* The tracestate to pass on with the trace, or NULL: absent, invalid, or
+ * sent with no valid traceparent. */
+const char *bs_request_get_tracestate (BsRequest *request);
 /* Cancelled when the client goes away or the server stops. */
 GCancellable *bs_request_get_cancellable (BsRequest *request);
 

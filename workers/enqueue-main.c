@@ -8,6 +8,7 @@
 #include "bs-config.h"
 #include "bs-idempotency-key.h"
 #include "bs-json-writer.h"
+#include "bs-trace.h"
 
 #include <hiredis/hiredis.h>
 #include <locale.h>
@@ -49,6 +50,7 @@ typedef struct
   gint64 quantity;
   char *key;
   char *request_id;
+  char *traceparent;
   gint wait_s;
 } Options;
 
@@ -73,6 +75,10 @@ parse_options (int *argc, char ***argv, Options *options)
       "KEY" },
     { "request-id", 0, 0, G_OPTION_ARG_STRING, &options->request_id,
       "X-Request-ID for the call to Orders (default: a random UUID)", "ID" },
+    { "traceparent", 0, 0, G_OPTION_ARG_STRING, &options->traceparent,
+      "W3C traceparent of the trace the job joins (default: $TRACEPARENT when valid, else a new "
+      "trace)",
+      "VALUE" },
     { "wait", 0, 0, G_OPTION_ARG_INT, &options->wait_s, "Wait this long for the outcome",
       "SECONDS" },
     { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
@@ -102,6 +108,8 @@ parse_options (int *argc, char ***argv, Options *options)
     }
   if (options->wait_s < 0 || options->wait_s > 86400)
     return usage_error ("--wait must be 0 to 86400 seconds");
+  if (options->traceparent != NULL && !bs_traceparent_is_valid (options->traceparent))
+    return usage_error ("--traceparent must be 00-<32 hex>-<16 hex>-<2 hex>, lowercase");
   return -1;
 }
 
@@ -194,7 +202,7 @@ last_result_id (redisContext *redis)
 }
 
 static void
-print_job (const char *job_id, const char *key)
+print_job (const char *job_id, const char *key, const char *trace_id)
 {
   g_autoptr (BsJsonWriter) writer = bs_json_writer_new ();
   g_autoptr (GBytes) bytes = NULL;
@@ -204,6 +212,8 @@ print_job (const char *job_id, const char *key)
   bs_json_writer_string (writer, job_id);
   bs_json_writer_member (writer, "idempotency_key");
   bs_json_writer_string (writer, key);
+  bs_json_writer_member (writer, "trace_id");
+  bs_json_writer_string (writer, trace_id);
   bs_json_writer_end_object (writer);
   bytes = bs_json_writer_free_to_bytes (g_steal_pointer (&writer));
   printf ("%.*s\n", (int) g_bytes_get_size (bytes), (const char *) g_bytes_get_data (bytes, NULL));
@@ -324,14 +334,18 @@ main (int argc, char **argv)
   g_autofree char *after = NULL;
   g_autofree char *key = NULL;
   g_autofree char *request_id = NULL;
+  g_autofree char *wanted_traceparent = NULL;
   char book_id[32], quantity[32];
-  const char *argv_add[11];
+  const char *argv_add[13];
   int argc_add = 0;
+  BsTrace trace;
+  char traceparent[BS_TRACEPARENT_LEN + 1];
 
   setlocale (LC_ALL, "");
   status = parse_options (&argc, &argv, &options);
   key = options.key != NULL ? options.key : g_uuid_string_random ();
   request_id = options.request_id;
+  wanted_traceparent = options.traceparent;
   if (status >= 0)
     return status;
   redis = connect_redis (&status);
@@ -352,10 +366,16 @@ main (int argc, char **argv)
       argv_add[argc_add++] = "request_id";
       argv_add[argc_add++] = request_id;
     }
+  /* this command is the job's first span: the worker's is its child */
+  bs_trace_start (&trace,
+                  wanted_traceparent != NULL ? wanted_traceparent : g_getenv ("TRACEPARENT"));
+  bs_trace_format (&trace, traceparent);
+  argv_add[argc_add++] = "traceparent";
+  argv_add[argc_add++] = traceparent;
   reply = command (redis, argc_add, argv_add);
   if (reply == NULL || reply->type != REDIS_REPLY_STRING)
     return EXIT_UNAVAILABLE;
-  print_job (reply->str, key);
+  print_job (reply->str, key, trace.trace_id);
   if (options.wait_s == 0)
     return EXIT_SUCCESS;
   return wait_for_result (redis, reply->str, g_steal_pointer (&after), options.wait_s);

@@ -42,6 +42,8 @@ typedef struct
   WorkerJob *job; /* the handler's reference, handed to its completion */
   char *key;
   char *request_id;
+  BsTrace trace;    /* the job's span */
+  char *tracestate; /* the job's, passed on; may be NULL */
   GBytes *body;
   guint attempts;
   /* the outcome */
@@ -59,6 +61,7 @@ call_free (Call *call)
   g_warn_if_fail (call->job == NULL); /* every path hands the job to a completion */
   g_free (call->key);
   g_free (call->request_id);
+  g_free (call->tracestate);
   g_clear_pointer (&call->body, g_bytes_unref);
   g_free (call->order_id);
   g_free (call->error);
@@ -178,7 +181,8 @@ finish (Call *call, const char *outcome)
 {
   call->outcome = outcome;
   bs_log_request (g_str_equal (outcome, "rejected") ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_INFO,
-                  call->request_id, "order-creation job %s %s (HTTP %u, order %s, attempt %u)%s%s",
+                  call->request_id, &call->trace,
+                  "order-creation job %s %s (HTTP %u, order %s, attempt %u)%s%s",
                   worker_job_get_id (call->job), outcome, call->http_status,
                   call->order_id != NULL ? call->order_id : "-", call->attempts,
                   call->error != NULL ? ": " : "", call->error != NULL ? call->error : "");
@@ -222,7 +226,7 @@ retry_or_fail (Call *call, WorkerFailureClass failure_class, const char *why, gu
   delay_ms = MIN (BACKOFF_BASE_MS << MIN (call->attempts - 1, 10), BACKOFF_CAP_MS);
   if (retry_after > delay_ms && retry_after <= BACKOFF_CAP_MS)
     delay_ms = retry_after;
-  bs_log_request (G_LOG_LEVEL_MESSAGE, call->request_id,
+  bs_log_request (G_LOG_LEVEL_MESSAGE, call->request_id, &call->trace,
                   "order-creation job %s: attempt %u failed: %s; retrying in %u ms",
                   worker_job_get_id (call->job), call->attempts, why, delay_ms);
   g_timeout_add (delay_ms, retry_due, call);
@@ -330,17 +334,29 @@ posted (GObject *source, GAsyncResult *result, gpointer user_data)
                  retry_after_ms (response));
 }
 
+/* Each attempt is a span of its own, a child of the job's. */
 static void
 post (Call *call)
 {
-  const char *headers[] = { "Idempotency-Key", call->key, NULL, NULL, NULL };
+  BsTrace span;
+  char traceparent[BS_TRACEPARENT_LEN + 1];
+  const char *headers[9] = { "Idempotency-Key", call->key, "traceparent", traceparent };
+  guint n = 4;
 
+  bs_trace_child (&span, &call->trace);
+  bs_trace_format (&span, traceparent);
+  if (call->tracestate != NULL)
+    {
+      headers[n++] = "tracestate";
+      headers[n++] = call->tracestate;
+    }
   if (call->self->token != NULL)
     {
-      headers[2] = "Authorization";
-      headers[3] = worker_token_get_authorization (call->self->token);
+      headers[n++] = "Authorization";
+      headers[n++] = worker_token_get_authorization (call->self->token);
     }
 
+  bs_log_call (call->request_id, &span, "orders", "POST", "/v1/orders");
   call->attempts++;
   bs_http_client_request_async (call->self->client, "POST", "/v1/orders", call->request_id, headers,
                                 "application/json", call->body, call->self->timeout_ms,
@@ -368,6 +384,8 @@ worker_create_order_handle (WorkerJob *job, gpointer user_data)
   call->request_id = request_id != NULL && bs_request_id_is_sane (request_id)
                          ? g_strdup (request_id)
                          : g_uuid_string_random ();
+  call->trace = *worker_job_get_trace (job);
+  call->tracestate = g_strdup (worker_job_get_tracestate (job));
   /* an invalid job would fail the same way every time: no retries */
   if (!worker_job_get_positive_field (job, "book_id", &book_id)
       || !worker_job_get_positive_field (job, "quantity", &quantity))

@@ -5,6 +5,8 @@
 
 #include "worker-streams.h"
 
+#include "bs-log.h"
+
 #define FIELD_MAX_CHARS 320
 
 /* Event fields go into log fields: bounded, valid UTF-8, no control chars. */
@@ -38,17 +40,18 @@ worker_notify_handle (WorkerJob *job, gpointer user_data)
     }
   message = g_strdup_printf ("notification %s for order %s sent to %s", type, order_id, recipient);
   {
-    const GLogField fields[] = {
+    GLogField fields[] = {
       { "PRIORITY", "6", -1 },
       { "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
       { "QUEUE", WORKER_QUEUE_SEND_NOTIFICATION, -1 },
       { "JOB_ID", worker_job_get_id (job), -1 },
+      BS_TRACE_LOG_FIELDS (worker_job_get_trace (job)),
       { "NOTIFICATION_TYPE", type, -1 },
       { "RECIPIENT", recipient, -1 },
       { "ORDER_ID", order_id, -1 },
       { "MESSAGE", message, -1 },
     };
-    g_log_structured_array (G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS (fields));
+    bs_log_fields (G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS (fields));
   }
   worker_job_complete (job);
 }

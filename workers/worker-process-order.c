@@ -11,6 +11,8 @@
 
 #include "worker-streams.h"
 
+#include "bs-log.h"
+
 #include <string.h>
 
 struct _WorkerProcessOrder
@@ -77,6 +79,14 @@ worker_process_order_free (WorkerProcessOrder *self)
   g_free (self);
 }
 
+/* The job's span as the traceparent of the entries it publishes (status,
+ * notification), so that what they cause joins the order's trace. */
+static void
+format_traceparent (Run *run, char *out)
+{
+  bs_trace_format (worker_job_get_trace (run->job), out);
+}
+
 /* A record with ORDER_ID (and STEP) for journalctl ORDER_ID=... */
 static void log_order (GLogLevelFlags level, Run *run, const char *step, const char *format, ...)
     G_GNUC_PRINTF (4, 5);
@@ -91,16 +101,17 @@ log_order (GLogLevelFlags level, Run *run, const char *step, const char *format,
   message = g_strdup_vprintf (format, args);
   va_end (args);
   {
-    const GLogField fields[] = {
+    GLogField fields[] = {
       { "PRIORITY", level & G_LOG_LEVEL_WARNING ? "4" : "6", -1 },
       { "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
       { "QUEUE", WORKER_QUEUE_PROCESS_ORDER, -1 },
       { "JOB_ID", worker_job_get_id (run->job), -1 },
+      BS_TRACE_LOG_FIELDS (worker_job_get_trace (run->job)),
       { "ORDER_ID", run->order_id, -1 },
       { "STEP", step != NULL ? step : "-", -1 },
       { "MESSAGE", message, -1 },
     };
-    g_log_structured_array (level, fields, G_N_ELEMENTS (fields));
+    bs_log_fields (level, fields, G_N_ELEMENTS (fields));
   }
 }
 
@@ -125,15 +136,17 @@ failed_on (Run *run, const char *what, const GError *error)
  * the done mark with it (the redelivery is skipped). Never a second final
  * status or notification for one order.
  * KEYS: status stream, done key, notifications stream.
- * ARGV: order id, status, event id, worker, done TTL (s), recipient[, reason] */
+ * ARGV: order id, status, event id, worker, done TTL (s), recipient,
+ * traceparent[, reason] */
 static const char finish_script[]
     = "local f = {'order_id', ARGV[1], 'status', ARGV[2], 'event_id', ARGV[3], 'worker', ARGV[4]}\n"
-      "if ARGV[7] then f[#f + 1] = 'reason'; f[#f + 1] = ARGV[7] end\n"
+      "if ARGV[8] then f[#f + 1] = 'reason'; f[#f + 1] = ARGV[8] end\n"
+      "f[#f + 1] = 'traceparent'; f[#f + 1] = ARGV[7]\n"
       "redis.call('XADD', KEYS[1], '*', unpack(f))\n"
       "redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[5])\n"
       "if ARGV[2] == 'completed' then\n"
       "  redis.call('XADD', KEYS[3], '*', 'type', 'order.completed', 'order_id', ARGV[1],\n"
-      "             'recipient', ARGV[6])\n"
+      "             'recipient', ARGV[6], 'traceparent', ARGV[7])\n"
       "end\n"
       "return 1\n";
 
@@ -154,6 +167,7 @@ finish (Run *run, const char *status)
 {
   g_autofree char *done_key = g_strconcat (WORKER_DONE_KEY_PREFIX, run->order_id, NULL);
   char ttl[16];
+  char traceparent[BS_TRACEPARENT_LEN + 1];
   const char *argv[] = { "EVAL",
                          finish_script,
                          "3",
@@ -166,9 +180,11 @@ finish (Run *run, const char *status)
                          worker_job_get_consumer (run->job),
                          ttl,
                          run->self->recipient,
+                         traceparent,
                          run->reason };
 
   run->status = status;
+  format_traceparent (run, traceparent);
   g_snprintf (ttl, sizeof ttl, "%u", run->self->done_ttl_s);
   bs_redis_command_argv (run->self->commands, 0,
                          run->reason != NULL ? G_N_ELEMENTS (argv) : G_N_ELEMENTS (argv) - 1, argv,
@@ -231,6 +247,7 @@ done_checked (BsRedis *redis, redisReply *reply, const GError *error, gpointer u
 {
   Run *run = user_data;
   const char *done;
+  char traceparent[BS_TRACEPARENT_LEN + 1];
 
   if (failed_on (run, "checking whether the order is done", error))
     return;
@@ -245,10 +262,11 @@ done_checked (BsRedis *redis, redisReply *reply, const GError *error, gpointer u
     }
   log_order (G_LOG_LEVEL_INFO, run, NULL, "processing order %s (quantity %" G_GUINT64_FORMAT ")",
              run->order_id, run->quantity);
+  format_traceparent (run, traceparent);
   bs_redis_command (run->self->commands, 0, processing_published, run, "XADD",
                     WORKER_STREAM_ORDER_STATUS, "*", "order_id", run->order_id, "status",
                     "processing", "event_id", worker_job_get_id (run->job), "worker",
-                    worker_job_get_consumer (run->job), NULL);
+                    worker_job_get_consumer (run->job), "traceparent", traceparent, NULL);
 }
 
 /* ---- the event ----------------------------------------------------------------- */

@@ -8,6 +8,8 @@
 
 #include "worker-streams.h"
 
+#include "bs-log.h"
+
 #include <string.h>
 
 #define RETRY_AFTER_ERROR_MS 1000
@@ -22,38 +24,64 @@ struct _WorkerJob
   guint deliveries;
   gint64 started_us;
   GCancellable *cancellable;
-  gboolean in_table; /* counted in flight, holding the service */
-  gboolean finished; /* one of the completions was called */
+  gboolean in_table;  /* counted in flight, holding the service */
+  gboolean finished;  /* one of the completions was called */
+  BsTrace trace;      /* the job's span, in the trace of its traceparent field */
+  gboolean continued; /* its traceparent was valid: its tracestate counts */
 };
 
 static void create_group (WorkerQueue *queue);
 
 /* ---- logging ---------------------------------------------------------------- */
 
+static void queue_logv (WorkerQueue *queue, GLogLevelFlags level, const char *job_id,
+                        const BsTrace *trace, const char *format, va_list args)
+    G_GNUC_PRINTF (5, 0);
+
+static void
+queue_logv (WorkerQueue *queue, GLogLevelFlags level, const char *job_id, const BsTrace *trace,
+            const char *format, va_list args)
+{
+  g_autofree char *message = g_strdup_vprintf (format, args);
+  GLogField fields[] = {
+    { "PRIORITY",
+      level & G_LOG_LEVEL_WARNING   ? "4"
+      : level & G_LOG_LEVEL_MESSAGE ? "5"
+                                    : "6",
+      -1 },
+    { "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
+    { "QUEUE", queue->name, -1 },
+    { "JOB_ID", job_id != NULL ? job_id : "-", -1 },
+    BS_TRACE_LOG_FIELDS (trace),
+    { "MESSAGE", message, -1 }, /* last: journald drops fields after it */
+  };
+
+  bs_log_fields (level, fields, G_N_ELEMENTS (fields));
+}
+
 void
 worker_queue_log (WorkerQueue *queue, GLogLevelFlags level, const char *job_id, const char *format,
                   ...)
 {
   va_list args;
-  g_autofree char *message = NULL;
 
   va_start (args, format);
-  message = g_strdup_vprintf (format, args);
+  queue_logv (queue, level, job_id, NULL, format, args);
   va_end (args);
-  {
-    const GLogField fields[] = {
-      { "PRIORITY",
-        level & G_LOG_LEVEL_WARNING   ? "4"
-        : level & G_LOG_LEVEL_MESSAGE ? "5"
-                                      : "6",
-        -1 },
-      { "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
-      { "QUEUE", queue->name, -1 },
-      { "JOB_ID", job_id != NULL ? job_id : "-", -1 },
-      { "MESSAGE", message, -1 }, /* last: journald drops fields after it */
-    };
-    g_log_structured_array (level, fields, G_N_ELEMENTS (fields));
-  }
+}
+
+/* A record of the job, in its span. */
+static void job_log (WorkerJob *job, GLogLevelFlags level, const char *format, ...)
+    G_GNUC_PRINTF (3, 4);
+
+static void
+job_log (WorkerJob *job, GLogLevelFlags level, const char *format, ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  queue_logv (job->queue, level, job->id, &job->trace, format, args);
+  va_end (args);
 }
 
 /* ---- the queue object --------------------------------------------------------- */
@@ -461,6 +489,7 @@ worker_queue_start_job (WorkerQueue *queue, char *id, GHashTable *fields, guint 
   job->deliveries = deliveries;
   job->started_us = g_get_monotonic_time ();
   job->cancellable = g_cancellable_new ();
+  job->continued = bs_trace_start (&job->trace, g_hash_table_lookup (fields, "traceparent"));
   job->in_table = TRUE;
   g_hash_table_insert (queue->jobs, job->id, job);
   set_in_flight_gauge (queue);
@@ -514,6 +543,20 @@ worker_job_get_consumer (WorkerJob *job)
   return job->queue->consumer;
 }
 
+const BsTrace *
+worker_job_get_trace (WorkerJob *job)
+{
+  return &job->trace;
+}
+
+const char *
+worker_job_get_tracestate (WorkerJob *job)
+{
+  const char *tracestate = worker_job_get_field (job, "tracestate");
+
+  return job->continued && bs_tracestate_is_valid (tracestate) ? tracestate : NULL;
+}
+
 GCancellable *
 worker_job_get_cancellable (WorkerJob *job)
 {
@@ -550,8 +593,8 @@ ack_done (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_
   WorkerJob *job = user_data;
 
   if (error != NULL && !job->queue->disposed)
-    worker_queue_log (job->queue, G_LOG_LEVEL_WARNING, job->id,
-                      "XACK of %s failed: %s; it will be delivered again", job->id, error->message);
+    job_log (job, G_LOG_LEVEL_WARNING, "XACK of %s failed: %s; it will be delivered again", job->id,
+             error->message);
   job_leave (job);
   job_unref (job);
 }
@@ -580,7 +623,7 @@ worker_job_skip (WorkerJob *job, const char *why)
 {
   if (!job_finishing (job))
     return;
-  worker_queue_log (job->queue, G_LOG_LEVEL_INFO, job->id, "job %s skipped: %s", job->id, why);
+  job_log (job, G_LOG_LEVEL_INFO, "job %s skipped: %s", job->id, why);
   bs_metric_inc (job->queue->metrics->skipped, job->queue->labels, 1);
   job_ack (job);
 }
@@ -601,8 +644,7 @@ worker_job_reject (WorkerJob *job, WorkerFailureClass failure_class, const char 
 {
   if (!job_finishing (job))
     return;
-  worker_queue_log (job->queue, G_LOG_LEVEL_WARNING, job->id, "job %s rejected (not retried): %s",
-                    job->id, reason);
+  job_log (job, G_LOG_LEVEL_WARNING, "job %s rejected (not retried): %s", job->id, reason);
   count_failure (job, failure_class);
   job_ack (job);
 }
@@ -633,15 +675,14 @@ worker_job_fail (WorkerJob *job, WorkerFailureClass failure_class, const char *r
   count_failure (job, failure_class);
   remember_reason (queue, job->id, reason);
   if (queue->stopping)
-    worker_queue_log (queue, G_LOG_LEVEL_WARNING, job->id,
-                      "job %s failed (delivery %u): %s; left pending for another worker", job->id,
-                      job->deliveries, reason);
+    job_log (job, G_LOG_LEVEL_WARNING,
+             "job %s failed (delivery %u): %s; left pending for another worker", job->id,
+             job->deliveries, reason);
   else
-    worker_queue_log (queue, G_LOG_LEVEL_WARNING, job->id,
-                      "job %s failed (delivery %u of %u): %s; %s after %u ms", job->id,
-                      job->deliveries, queue->max_deliveries, reason,
-                      job->deliveries >= queue->max_deliveries ? "dead-lettered" : "retried",
-                      queue->claim_idle_ms);
+    job_log (job, G_LOG_LEVEL_WARNING, "job %s failed (delivery %u of %u): %s; %s after %u ms",
+             job->id, job->deliveries, queue->max_deliveries, reason,
+             job->deliveries >= queue->max_deliveries ? "dead-lettered" : "retried",
+             queue->claim_idle_ms);
   job_leave (job);
   job_unref (job);
 }

@@ -18,6 +18,7 @@
 
 #include "bs-redis.h"
 #include "bs-service.h"
+#include "bs-trace.h"
 
 G_BEGIN_DECLS
 
@@ -80,6 +81,12 @@ gboolean worker_job_get_positive_field (WorkerJob *job, const char *name, guint6
 guint worker_job_get_deliveries (WorkerJob *job);
 /* The consumer name, for messages the job publishes. */
 const char *worker_job_get_consumer (WorkerJob *job);
+/* The job's span (one per delivery): in the trace of the entry's
+ * traceparent field, with its parent-id as parent, or a new trace when the
+ * field is absent or malformed. Log it with the job's records. */
+const BsTrace *worker_job_get_trace (WorkerJob *job);
+/* The entry's tracestate field when valid and its traceparent was, else NULL. */
+const char *worker_job_get_tracestate (WorkerJob *job);
 /* Cancelled when the queue goes away with the job still running. */
 GCancellable *worker_job_get_cancellable (WorkerJob *job);
 

@@ -23,7 +23,7 @@ EVENTS = "bookstore:orders:events"
 STATUS = "bookstore:orders:status"
 GROUP = "bookstore-orders"
 EVENT_FIELDS = {"type", "outbox_id", "order_id", "book_id", "book_title", "book_author", "quantity",
-                "unit_price", "total_price", "created_at"}
+                "unit_price", "total_price", "created_at", "traceparent"}
 # quick ticks and claims, so that nothing waits long
 FAST_ENV = {"ORDERS_RELAY_INTERVAL_MS": 200, "ORDERS_CLAIM_IDLE_MS": 1000}
 WAIT = scaled(15)
@@ -539,7 +539,9 @@ def test_orders_taken_before_the_migration_get_their_events(redis_srv, odaemons,
     fields = {int(f["order_id"]): f for _, f in events(r)}
     assert (fields[3]["unit_price"], fields[3]["total_price"], fields[3]["quantity"]) == ("0.10", "0.30", "3")
     assert pg.psql("SELECT version FROM schema_migrations ORDER BY 1", db=db).split() == [
-        "0001_create_orders", "0002_order_events"]
+        "0001_create_orders", "0002_order_events", "0003_outbox_trace"]
+    # events of orders from before the trace context have no traceparent field
+    assert all("traceparent" not in f for _, f in events(r))
     publish_status(r, 3, "completed")
     wait_status(pair, 3, "completed")
 

@@ -11,6 +11,7 @@ test_worker_orders.py.)"""
 import collections
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -43,10 +44,15 @@ def test_order_event_processed_end_to_end(workers, redis_server, rc):
     # the notification job: on its stream, then a structured log record
     notes = wait_for(lambda: [f for _, f in entries(rc, NOTIFICATIONS) if f.get("order_id") == "41"],
                      scaled(10), message="the notification entry")
+    # status entries and notification carry the job's span (docs/events.md)
+    traceparent = notes[0].pop("traceparent")
     assert notes == [{"type": "order.completed", "order_id": "41", "recipient": "shop@example.org"}]
+    assert {st["traceparent"] for st in seq} == {traceparent}, seq
     rec = w.wait_for_log(lambda r: r.get("NOTIFICATION_TYPE") == "order.completed" and r.get("ORDER_ID") == "41",
                          timeout=scaled(10), message="the notification record")[0]
     assert rec["RECIPIENT"] == "shop@example.org", rec
+    assert rec["TRACE_ID"] == traceparent.split("-")[1], (rec, traceparent)
+    assert rec["PARENT_SPAN_ID"] == traceparent.split("-")[2], (rec, traceparent)
     # every step logged with the order id
     steps = [r.get("STEP") for r in records_with(w, ORDER_ID=41, QUEUE="process-order")]
     for step in ("inventory check", "payment", "fulfillment"):
@@ -283,8 +289,13 @@ def test_enqueue_adds_a_job(redis_server, rc):
     line = json.loads(out)
     assert line["idempotency_key"] == "k-1"
     jobs = entries(rc, "bookstore:order-requests")
-    assert jobs == [(line["job_id"], {"book_id": "3", "quantity": "2", "idempotency_key": "k-1",
-                                      "request_id": "req-1"})]
+    (job_id, fields), = jobs
+    # a new trace, the command's span its first: the worker's job continues it
+    traceparent = fields.pop("traceparent")
+    assert re.fullmatch(r"00-([0-9a-f]{32})-[0-9a-f]{16}-01", traceparent), traceparent
+    assert traceparent.split("-")[1] == line["trace_id"]
+    assert (job_id, fields) == (line["job_id"], {"book_id": "3", "quantity": "2",
+                                                 "idempotency_key": "k-1", "request_id": "req-1"})
     # a random key when none is given
     status, out, _ = run_enqueue(redis_server, "--book-id", 3, "--quantity", 1)
     assert status == 0
