@@ -4,7 +4,9 @@
 #include "bs-main.h"
 
 static const char environment_help[]
-    = "  REDIS_HOST, REDIS_PORT, REDIS_PASSWORD  Redis (127.0.0.1:6379, no password)\n"
+    = "  REDIS_HOST, REDIS_PORT           Redis (127.0.0.1:6379)\n"
+      "  REDIS_USERNAME, REDIS_PASSWORD_FILE  its ACL user and password file (or the\n"
+      "                                   credential redis-password)\n"
       "  REDIS_COMMAND_TIMEOUT_MS         a Redis command without a reply after this\n"
       "                                   drops the connection (default 5000)\n"
       "  WORKER_NAME                      consumer name in the group (default <host>-<pid>)\n"

@@ -81,7 +81,7 @@ def test_restarts_do_not_pile_up_consumers(workers, redis_server, odaemons):
     keep = [f"{HOST}-{os.getpid()}", "elsewhere.example-4242"]
     holder = f"{HOST}-{dead_pid()}"
     make_consumers(rc, keep, holder)
-    pair = ServicePair(odaemons, orders_env={**redis_server.env(), "ORDERS_RELAY_INTERVAL_MS": 200,
+    pair = ServicePair(odaemons, orders_env={**redis_server.env("orders"), "ORDERS_RELAY_INTERVAL_MS": 200,
                                              "ORDERS_CLAIM_IDLE_MS": CLAIM_IDLE_MS})
     book = pair.books_api.create_book(title="Name Book", author="N. Ame", price="1.00")
     w = start_default_worker(workers, redis_server)

@@ -38,11 +38,12 @@ def redis_srv():
     """A Redis for one test (requested before the daemons, so it outlives them)."""
     with RedisServer("events") as server:
         yield server
+        server.assert_no_denials()
 
 
 def start_pair(manager, redis_server, orders_manager=None, **env):
     return ServicePair(manager, orders_manager,
-                       orders_env={**redis_server.env(), **FAST_ENV, **env})
+                       orders_env={**redis_server.env("orders"), **FAST_ENV, **env})
 
 
 @pytest.fixture
@@ -277,7 +278,7 @@ def test_two_instances_share_the_outbox_and_the_status_stream(redis_srv, odaemon
     published once, every status entry applied once."""
     pair = start_pair(odaemons, redis_srv, ORDERS_CONSUMER_NAME="orders-a")
     second = odaemons.start_orders(books=pair.books, db=pair.orders_db,
-                                   env={**redis_srv.env(), **FAST_ENV, "ORDERS_CONSUMER_NAME": "orders-b"})
+                                   env={**redis_srv.env("orders"), **FAST_ENV, "ORDERS_CONSUMER_NAME": "orders-b"})
     apis = [pair.api, OrdersApi(second.url())]
     book = pair.books_api.create_book(title="Twins", price="2.20")
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
@@ -532,7 +533,7 @@ def test_orders_taken_before_the_migration_get_their_events(redis_srv, odaemons,
             "INSERT INTO orders (book_id, book_title, book_author, quantity, unit_price, total_price, status) "
             "VALUES (1, 'Old', 'A', 2, 1.25, 2.50, 'pending'), (1, 'Old', 'A', 1, 1.25, 1.25, 'completed'), "
             "(2, 'Older', 'B', 3, 0.10, 0.30, 'pending')", db=db)
-    pair = ServicePair(odaemons, orders_db=db, orders_env={**redis_srv.env(), **FAST_ENV})
+    pair = ServicePair(odaemons, orders_db=db, orders_env={**redis_srv.env("orders"), **FAST_ENV})
     r = redis_srv.client()
     wait_all_published(pair, r, [1, 3])
     assert event_counts(r) == {1: 1, 3: 1}

@@ -37,6 +37,7 @@ def wakeups_of(pid):
 def redis_srv():
     with RedisServer("loops") as server:
         yield server
+        server.assert_no_denials()
 
 
 def post_orders(pair, book_ids, connections):
@@ -57,7 +58,7 @@ def post_orders(pair, book_ids, connections):
 
 
 def test_every_loop_takes_orders(odaemons, redis_srv):
-    pair = ServicePair(odaemons, orders_env={**redis_srv.env(), "ORDERS_THREADS": "3",
+    pair = ServicePair(odaemons, orders_env={**redis_srv.env("orders"), "ORDERS_THREADS": "3",
                                              "ORDERS_DB_POOL_SIZE": "5"})
     names = threads_of(pair.orders.pid)
     assert {"loop-1", "loop-2"} <= set(names), f"threads: {sorted(names)}"
@@ -83,7 +84,7 @@ def test_the_loops_share_one_circuit_breaker(odaemons, redis_srv):
     failed calls in all, not that many per loop. The orders go one at a time
     (so that no call is in flight when the circuit opens) over 12 keep-alive
     connections opened together, which the loops accepted between them."""
-    pair = ServicePair(odaemons, orders_env={**redis_srv.env(), "ORDERS_THREADS": "3",
+    pair = ServicePair(odaemons, orders_env={**redis_srv.env("orders"), "ORDERS_THREADS": "3",
                                              "BOOKS_CIRCUIT_FAILURE_THRESHOLD": "3",
                                              "BOOKS_CIRCUIT_COOLDOWN_MS": "600000"})
     book = pair.books_api.create_book(title="circuit")
@@ -120,7 +121,7 @@ def test_the_loops_share_one_circuit_breaker(odaemons, redis_srv):
 def test_orders_from_every_loop_are_published_at_once(odaemons, redis_srv):
     """The relay runs on the main loop; an order taken on another loop kicks
     it across threads, so its event goes out now, not at the next tick."""
-    pair = ServicePair(odaemons, orders_env={**redis_srv.env(), "ORDERS_THREADS": "3",
+    pair = ServicePair(odaemons, orders_env={**redis_srv.env("orders"), "ORDERS_THREADS": "3",
                                              "ORDERS_RELAY_INTERVAL_MS": "600000"})
     book = pair.books_api.create_book(title="published")
     r = redis_srv.client()

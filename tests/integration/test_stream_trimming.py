@@ -31,7 +31,7 @@ def book_of(odaemons):
 
 
 def start_pair(odaemons, redis_server, **env):
-    return ServicePair(odaemons, orders_env={**redis_server.env(), **ORDERS_FAST,
+    return ServicePair(odaemons, orders_env={**redis_server.env("orders"), **ORDERS_FAST,
                                              **{k: str(v) for k, v in env.items()}})
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def pair(odaemons, redis_server):
-    return ServicePair(odaemons, orders_env=redis_server.env())
+    return ServicePair(odaemons, orders_env=redis_server.env("orders"))
 
 
 @pytest.fixture

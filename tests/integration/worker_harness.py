@@ -58,7 +58,7 @@ def worker_env(redis=None, port=None, extra=None, fast=True):
     if port is not None:
         env["WORKER_METRICS_PORT"] = str(port)
     if redis is not None:
-        env.update(redis.env())
+        env.update(redis.env("worker"))
     if fast:
         env.update({k: str(v) for k, v in FAST.items()})
     for k, v in (extra or {}).items():
@@ -220,7 +220,7 @@ def run_enqueue(redis, *args, env=None, timeout=60):
     """Run bookstore-enqueue; (exit status, stdout, stderr)."""
     e = daemon_base_env()
     if redis is not None:
-        e.update(redis.env())
+        e.update(redis.env("enqueue"))
     for k, v in (env or {}).items():
         if v is None:
             e.pop(k, None)
@@ -240,6 +240,7 @@ def redis_server():
     """A fresh redis-server for one test."""
     with RedisServer() as server:
         yield server
+        server.assert_no_denials()
 
 
 @pytest.fixture

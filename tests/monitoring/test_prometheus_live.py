@@ -139,7 +139,7 @@ def fresh(tmp_path_factory):
             DaemonManager(pg, tmp_path_factory.mktemp("monitoring")) as manager:
         s.redis = redis
         s.pair = ServicePair(manager, orders_env={
-            **redis.env(), "BOOKS_CIRCUIT_FAILURE_THRESHOLD": "3",
+            **redis.env("orders"), "BOOKS_CIRCUIT_FAILURE_THRESHOLD": "3",
             "BOOKS_CIRCUIT_COOLDOWN_MS": "3000", "BOOKS_TIMEOUT_MS": "1000"})
         s.worker = start_worker(manager, redis, env={"ORDERS_API_URL": s.pair.orders.url()})
         targets = {"books": [f"127.0.0.1:{s.pair.books.port}"],
