@@ -844,6 +844,29 @@ expect_eq "" "reloads, not restarts: the main pids of books and orders are uncha
 expect_eq "" "api-tokens still 0640 root:bookstore" "640 root:bookstore" \
   "$(cin stat -c '%a %U:%G' "$TOKENS/api-tokens" 2>&1)"
 
+# a lost worker.token: the next configure makes one and appends its hash
+check "" "worker.token deleted; dpkg-reconfigure bookstore-common" \
+  csh 'rm "$1/worker.token" && DEBIAN_FRONTEND=noninteractive dpkg-reconfigure bookstore-common' "$TOKENS"
+NEW_WORKER_TOKEN=$(cin cat "$TOKENS/worker.token" 2>/dev/null || true)
+if [[ $NEW_WORKER_TOKEN =~ ^[0-9a-f]{64}$ && $NEW_WORKER_TOKEN != "$WORKER_TOKEN" ]]; then
+  ok "a new worker.token, $(cin stat -c '%a %U:%G' "$TOKENS/worker.token")"
+else
+  fail "" "dpkg-reconfigure made a new worker.token" "$(cin ls -la "$TOKENS" 2>&1)"
+fi
+expect_eq "" "api-tokens: the admin's line kept, the new worker hash appended" \
+  "admin:$(sha "$ADMIN_TOKEN")|worker:$(sha "$WORKER_TOKEN")|worker:$(sha "$NEW_WORKER_TOKEN")" \
+  "$(cin grep -v -e '^#' -e '^$' "$TOKENS/api-tokens" 2>&1 | paste -sd '|')"
+check bookstore-worker "systemctl reload bookstore-orders; systemctl restart bookstore-worker" \
+  csh 'systemctl reload bookstore-orders && systemctl restart bookstore-worker bookstore-worker@2'
+expect_eq bookstore-worker "bookstore-worker's credential is the new token" \
+  "$NEW_WORKER_TOKEN" "$(cin cat /run/credentials/bookstore-worker.service/orders-api-token 2>&1 || true)"
+out=$(CIN_TIMEOUT=45 cin bookstore-enqueue --book-id "$BOOK_ID" --quantity 1 --wait 30 2>&1) && rc=0 || rc=$?
+if ((rc == 0)) && jq -e 'select(.outcome == "created")' <<<"$(tail -n 1 <<<"$out")" >/dev/null 2>&1; then
+  ok "bookstore-enqueue: an order created with the new worker token"
+else
+  fail bookstore-worker "bookstore-enqueue creates an order with the new worker token" "exit $rc: $out"
+fi
+
 section "the packaged write rate limit (20 a second, burst 40)"
 # burst N METHOD URL [CURL ARGS...]: N requests on one connection, as fast as
 # curl sends them; prints how many got each status and Retry-After, e.g.
