@@ -1,4 +1,5 @@
-/* test-log.c: bs_log_format_json renders one record as one JSON line. */
+/* test-log.c: bs_log_format_json renders one record as one JSON line; the
+ * trace fields of request records, left out when there is no trace. */
 #include "bs-log.h"
 #include "bs-test.h"
 
@@ -216,10 +217,100 @@ test_no_fields (void)
   g_assert_nonnull (member (o, "TIMESTAMP"));
 }
 
+/* ---- the fields the record functions pass to the writer ---------------- */
+
+static GPtrArray *captured; /* "KEY=value" of the last record */
+
+static GLogWriterOutput
+capture_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+  g_ptr_array_set_size (captured, 0);
+  for (gsize i = 0; i < n_fields; i++)
+    g_ptr_array_add (captured,
+                     g_strdup_printf ("%s=%s", fields[i].key, (const char *) fields[i].value));
+  return G_LOG_WRITER_HANDLED;
+}
+
+/* The value of @key in the last record, or NULL. */
+static const char *
+captured_value (const char *key)
+{
+  gsize len = strlen (key);
+
+  for (guint i = 0; i < captured->len; i++)
+    {
+      const char *kv = g_ptr_array_index (captured, i);
+      if (strncmp (kv, key, len) == 0 && kv[len] == '=')
+        return kv + len + 1;
+    }
+  return NULL;
+}
+
+static void
+assert_message_last (void)
+{
+  g_assert_cmpuint (captured->len, >, 0);
+  g_assert_true (g_str_has_prefix (g_ptr_array_index (captured, captured->len - 1), "MESSAGE="));
+}
+
+static void
+test_trace_fields (void)
+{
+  BsTrace root, child;
+  const char *message = NULL;
+  GLogField fields[] = {
+    { "PRIORITY", "6", -1 },
+    { "GONE", NULL, -1 },
+    { "KEPT", "yes", -1 },
+    { "MESSAGE", "hello", -1 },
+  };
+
+  bs_trace_start (&root, NULL);
+  bs_trace_child (&child, &root);
+
+  /* a NULL value leaves its field out; the order stays */
+  bs_log_fields (G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS (fields));
+  g_assert_null (captured_value ("GONE"));
+  g_assert_cmpstr (captured_value ("KEPT"), ==, "yes");
+  assert_message_last ();
+
+  /* the first span of a trace: no PARENT_SPAN_ID */
+  bs_log_request (G_LOG_LEVEL_INFO, "req-1", &root, "root %d", 1);
+  g_assert_cmpstr (captured_value ("REQUEST_ID"), ==, "req-1");
+  g_assert_cmpstr (captured_value ("TRACE_ID"), ==, root.trace_id);
+  g_assert_cmpstr (captured_value ("SPAN_ID"), ==, root.span_id);
+  g_assert_null (captured_value ("PARENT_SPAN_ID"));
+  message = captured_value ("MESSAGE");
+  g_assert_cmpstr (message, ==, "root 1");
+  assert_message_last ();
+
+  bs_log_access (G_LOG_LEVEL_INFO, "req-2", &child, "GET", "/x", 200, 1.5, NULL);
+  g_assert_cmpstr (captured_value ("TRACE_ID"), ==, root.trace_id);
+  g_assert_cmpstr (captured_value ("SPAN_ID"), ==, child.span_id);
+  g_assert_cmpstr (captured_value ("PARENT_SPAN_ID"), ==, root.span_id);
+  g_assert_null (captured_value ("AUTH_SUBJECT"));
+  assert_message_last ();
+
+  bs_log_call ("req-3", &child, "books", "GET", "/v1/books/1");
+  g_assert_cmpstr (captured_value ("UPSTREAM"), ==, "books");
+  g_assert_cmpstr (captured_value ("PARENT_SPAN_ID"), ==, root.span_id);
+  g_assert_cmpstr (captured_value ("MESSAGE"), ==, "calling books: GET /v1/books/1");
+
+  /* no trace at all: none of the three */
+  bs_log_access (G_LOG_LEVEL_INFO, NULL, NULL, "GET", "/y", 400, 0.0, "ops");
+  g_assert_null (captured_value ("TRACE_ID"));
+  g_assert_null (captured_value ("SPAN_ID"));
+  g_assert_null (captured_value ("PARENT_SPAN_ID"));
+  g_assert_cmpstr (captured_value ("AUTH_SUBJECT"), ==, "ops");
+  assert_message_last ();
+}
+
 int
 main (int argc, char **argv)
 {
   bs_test_init (&argc, &argv);
+  captured = g_ptr_array_new_with_free_func (g_free);
+  g_log_set_writer_func (capture_writer, NULL, NULL);
 
   g_test_add_func ("/bs/log/format-json/basic", test_basic);
   g_test_add_func ("/bs/log/format-json/levels", test_levels);
@@ -230,6 +321,12 @@ main (int argc, char **argv)
   g_test_add_func ("/bs/log/format-json/explicit-length", test_explicit_length);
   g_test_add_func ("/bs/log/format-json/long-message", test_long_message);
   g_test_add_func ("/bs/log/format-json/no-fields", test_no_fields);
+  g_test_add_func ("/bs/log/trace-fields", test_trace_fields);
 
-  return g_test_run ();
+  {
+    int status = g_test_run ();
+
+    g_ptr_array_unref (captured);
+    return status;
+  }
 }
