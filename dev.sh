@@ -33,7 +33,7 @@ DEB_PACKAGES=(
   libhiredis-dev
   postgresql postgresql-contrib redis-server
   python3 python3-pytest python3-requests python3-redis python3-yaml
-  prometheus wrk curl valgrind shellcheck codespell clang-format nodejs npm
+  prometheus wrk curl valgrind shellcheck codespell clang-format nodejs npm haproxy stunnel4
   debhelper dpkg-dev fakeroot lintian debootstrap systemd-container
 )
 
