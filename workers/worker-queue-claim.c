@@ -73,9 +73,9 @@ dead_acked (BsRedis *redis, redisReply *reply, const GError *error, gpointer use
       return;
     }
   bs_metric_inc (queue->metrics->dead_lettered, queue->labels, 1);
-  worker_queue_log (queue, G_LOG_LEVEL_WARNING, op->id,
-                    "job %s dead-lettered to %s after %u deliveries: %s", op->id,
-                    queue->dead_stream, op->deliveries, op->reason);
+  worker_queue_log_entry (queue, G_LOG_LEVEL_WARNING, op->id, op->fields,
+                          "job %s dead-lettered to %s after %u deliveries: %s", op->id,
+                          queue->dead_stream, op->deliveries, op->reason);
 }
 
 static void
@@ -238,8 +238,8 @@ claimed (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_d
           }
         deliveries = GPOINTER_TO_UINT (g_hash_table_lookup (op->deliveries, id)) + 1;
         bs_metric_inc (queue->metrics->claimed, queue->labels, 1);
-        worker_queue_log (queue, G_LOG_LEVEL_INFO, id, "claimed job %s (delivery %u)", id,
-                          deliveries);
+        worker_queue_log_entry (queue, G_LOG_LEVEL_INFO, id, fields, "claimed job %s (delivery %u)",
+                                id, deliveries);
         worker_queue_start_job (queue, id, fields, deliveries);
       }
   queue->claim_reserved = 0;

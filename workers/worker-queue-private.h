@@ -82,5 +82,9 @@ void worker_queue_reclaim_own (WorkerQueue *queue, long long reader_client_id);
 /* A structured log record with QUEUE and JOB_ID (may be NULL) fields. */
 void worker_queue_log (WorkerQueue *queue, GLogLevelFlags level, const char *job_id,
                        const char *format, ...) G_GNUC_PRINTF (4, 5);
+/* The same, about a stream entry outside a job: a span of its own in the
+ * trace of the entry's traceparent field (@fields may be NULL: a new trace). */
+void worker_queue_log_entry (WorkerQueue *queue, GLogLevelFlags level, const char *job_id,
+                             GHashTable *fields, const char *format, ...) G_GNUC_PRINTF (5, 6);
 
 G_END_DECLS

@@ -70,6 +70,19 @@ worker_queue_log (WorkerQueue *queue, GLogLevelFlags level, const char *job_id, 
   va_end (args);
 }
 
+void
+worker_queue_log_entry (WorkerQueue *queue, GLogLevelFlags level, const char *job_id,
+                        GHashTable *fields, const char *format, ...)
+{
+  va_list args;
+  BsTrace trace;
+
+  bs_trace_start (&trace, fields != NULL ? g_hash_table_lookup (fields, "traceparent") : NULL);
+  va_start (args, format);
+  queue_logv (queue, level, job_id, &trace, format, args);
+  va_end (args);
+}
+
 /* A record of the job, in its span. */
 static void job_log (WorkerJob *job, GLogLevelFlags level, const char *format, ...)
     G_GNUC_PRINTF (3, 4);

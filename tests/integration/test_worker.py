@@ -129,7 +129,8 @@ def test_other_event_types_are_skipped(workers, redis_server, rc):
 def test_poison_message_is_dead_lettered_after_max_deliveries(workers, redis_server, rc):
     w = start_worker(workers, redis_server, env={"WORKER_MAX_DELIVERIES": 3, "WORKER_CLAIM_IDLE_MS": 300})
     bad_id = rc.xadd(EVENTS, {"type": "order.created", "order_id": "not-a-number", "quantity": "1"})
-    missing_id = rc.xadd(EVENTS, {"type": "order.created", "quantity": "1"})
+    missing_id = rc.xadd(EVENTS, {"type": "order.created", "quantity": "1",
+                                  "traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"})
     add_order_event(rc, 12)  # the poison does not hold up good events
 
     wait_final_status(rc, [12])
@@ -152,6 +153,13 @@ def test_poison_message_is_dead_lettered_after_max_deliveries(workers, redis_ser
     logged = [r["MESSAGE"] for r in w.log_records() if "dead-lettered" in r.get("MESSAGE", "")
               and r.get("JOB_ID") == bad_id]
     assert logged and "malformed" in logged[0], logged
+    # every record of the entry with a traceparent is in its trace: each
+    # delivery (a job span), each claim, the dead-lettering
+    mine = [r for r in w.log_records() if r.get("JOB_ID") == missing_id]
+    assert {r.get("TRACE_ID") for r in mine} == {"ab" * 16}, mine
+    assert {r.get("PARENT_SPAN_ID") for r in mine} == {"cd" * 8}, mine
+    assert any("dead-lettered" in r["MESSAGE"] for r in mine) and \
+        any("claimed" in r["MESSAGE"] for r in mine), mine
     assert statuses(rc, "not-a-number") == []
 
 
