@@ -63,9 +63,11 @@ def setup_redis(port, *args, env=None):
 
 
 class RedisServer:
-    def __init__(self, name="redis", password=None):
+    def __init__(self, name="redis", password=None, extra_args=()):
         """password: the old way, `requirepass` for the default user and
-        REDIS_PASSWORD for the daemons (no ACL users)."""
+        REDIS_PASSWORD for the daemons (no ACL users). extra_args: more
+        redis-server options (a TLS port, say)."""
+        self.extra_args = [str(a) for a in extra_args]
         if not Path(REDIS_SERVER).exists():
             pytest.fail("redis-server not found (apt-get install redis-server)", pytrace=False)
         self.base = Path(tempfile.mkdtemp(prefix=f"bs-{name}-"))
@@ -100,6 +102,7 @@ class RedisServer:
             args += ["--requirepass", self.password]
         if self.acl:
             args += ["--aclfile", str(self.aclfile)]
+        args += self.extra_args
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
 
