@@ -443,6 +443,32 @@ init_route_series (const char *method, const char *path_template, gpointer user_
   bs_metric_init (server->request_duration, (const char *const[]){ path_template, m, NULL });
 }
 
+/* The client's address for the access record: the peer's (worked out once
+ * per connection), or, from a trusted proxy, the one X-Forwarded-For names
+ * (*@forwarded holds it). */
+static const char *
+client_of (BsHttpServer *server, SoupServerMessage *msg, char **forwarded)
+{
+  BsHttpStream *stream = stream_for (msg);
+  GSocketAddress *remote;
+  const char *header;
+  g_autoptr (GInetAddress) address = NULL;
+
+  if (stream == NULL)
+    return NULL;
+  if (bs_address_set_get_n (server->proxies) == 0)
+    return bs_http_stream_get_peer (stream);
+  header = soup_message_headers_get_list (soup_server_message_get_request_headers (msg),
+                                          "X-Forwarded-For");
+  remote = soup_server_message_get_remote_address (msg);
+  if (header == NULL || !G_IS_INET_SOCKET_ADDRESS (remote))
+    return bs_http_stream_get_peer (stream);
+  address = bs_client_address (
+      server->proxies, g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)), header);
+  *forwarded = g_inet_address_to_string (address);
+  return *forwarded;
+}
+
 /* Metrics and the access record of one request, whichever way it ended. */
 static void
 record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request, guint status)
@@ -453,6 +479,8 @@ record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request,
   const char *path = uri != NULL ? g_uri_get_path (uri) : NULL;
   const char *user_agent;
   const char *route = request->route_template;
+  const char *client;
+  g_autofree char *forwarded = NULL;
   char code[16];
   double seconds;
 
@@ -483,10 +511,11 @@ record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request,
 
   user_agent
       = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "User-Agent");
+  client = client_of (server, msg, &forwarded);
   bs_log_access (g_strcmp0 (user_agent, WATCHDOG_USER_AGENT) == 0 ? G_LOG_LEVEL_DEBUG
                                                                   : G_LOG_LEVEL_INFO,
                  request->request_id, &request->trace, method, path, status, seconds * 1000.0,
-                 request->auth_subject);
+                 request->auth_subject, client);
 }
 
 static void
@@ -613,7 +642,8 @@ stream_rejected (BsHttpStream *stream, int code, const char *message, const char
                  (const char *const[]){ "unmatched", method_label (method), status_class (status),
                                         status_code, NULL },
                  1);
-  bs_log_access (G_LOG_LEVEL_INFO, request_id, NULL, method, target, status, 0.0, NULL);
+  bs_log_access (G_LOG_LEVEL_INFO, request_id, NULL, method, target, status, 0.0, NULL,
+                 bs_http_stream_get_peer (stream));
   return direct_response (code, message, request_id, FALSE);
 }
 
@@ -770,6 +800,9 @@ accept_connection (GSocket *accepted, gpointer user_data)
   bs_http_stream_set_deadline (stream, g_get_monotonic_time ()
                                            + (gint64) server->limits.request_timeout_ms * 1000);
   bs_http_stream_attach_to_address (stream, remote);
+  if (G_IS_INET_SOCKET_ADDRESS (remote))
+    bs_http_stream_set_peer (stream,
+                             g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
   g_hash_table_add (server->connections, g_object_ref (stream));
   g_atomic_int_inc (server->open_total);
   bs_metric_set (server->connections_open, NULL, g_hash_table_size (server->connections));
@@ -1083,6 +1116,13 @@ bs_http_server_set_rate_limit (BsHttpServer *server, BsRateLimit *limit, BsAddre
       metrics, "http_rate_limited_total",
       "Writes refused with 429 because their client was over RATE_LIMIT_WRITES.", NULL);
   bs_metric_init (server->rate_limited_total, NULL);
+}
+
+void
+bs_http_server_set_trusted_proxies (BsHttpServer *server, BsAddressSet *proxies)
+{
+  g_clear_pointer (&server->proxies, bs_address_set_unref);
+  server->proxies = proxies != NULL ? bs_address_set_ref (proxies) : NULL;
 }
 
 void

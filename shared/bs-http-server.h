@@ -90,6 +90,10 @@ void bs_http_server_set_auth (BsHttpServer *server, BsAuth *auth, BsMetrics *met
 void bs_http_server_set_rate_limit (BsHttpServer *server, BsRateLimit *limit, BsAddressSet *proxies,
                                     BsMetrics *metrics);
 
+/* The proxies whose X-Forwarded-For names the client, for the access
+ * records' CLIENT_ADDRESS= and the rate limit; NULL or empty: none. */
+void bs_http_server_set_trusted_proxies (BsHttpServer *server, BsAddressSet *proxies);
+
 /* HTTPS with @identity's certificate (the one in use when a connection is
  * accepted): a TLS handshake, bounded by the request timeout, before
  * libsoup sees the connection. Counted in @metrics

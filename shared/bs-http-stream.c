@@ -9,6 +9,7 @@
  * (never an end of file: libsoup parses a head cut short by one). */
 #include "bs-http-stream.h"
 
+#include "bs-client-address.h"
 #include "bs-http-guard.h"
 #include "bs-http-linger.h"
 
@@ -40,6 +41,7 @@ struct _BsHttpStream
   GSocketConnection *base; /* its output stream is ours, without TLS */
   GTlsConnection *tls;     /* over base, or NULL: plain HTTP */
   GCancellable *handshake; /* while the TLS handshake runs */
+  char *peer;              /* the client's address, as text */
   BsHttpInput *input;
   BsHttpGuard *guard;
   const BsHttpStreamHooks *hooks;
@@ -354,6 +356,7 @@ bs_http_stream_finalize (GObject *object)
   g_clear_object (&self->input);
   g_clear_object (&self->handshake);
   g_clear_object (&self->tls);
+  g_free (self->peer);
   g_clear_object (&self->base);
   g_clear_object (&self->socket);
   g_clear_pointer (&self->wake, g_source_unref);
@@ -502,6 +505,22 @@ bs_http_stream_expire (BsHttpStream *stream)
   stream->deadline_us = G_MAXINT64;
   if (stream->wake != NULL && !g_source_is_destroyed (stream->wake))
     g_source_set_ready_time (stream->wake, 0);
+}
+
+void
+bs_http_stream_set_peer (BsHttpStream *stream, GInetAddress *address)
+{
+  g_autoptr (BsAddressSet) none = NULL;
+  g_autoptr (GInetAddress) client = bs_client_address (none, address, NULL);
+
+  g_free (stream->peer);
+  stream->peer = g_inet_address_to_string (client);
+}
+
+const char *
+bs_http_stream_get_peer (BsHttpStream *stream)
+{
+  return stream->peer;
 }
 
 gboolean

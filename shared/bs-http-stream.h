@@ -67,6 +67,12 @@ gboolean bs_http_stream_is_idle (BsHttpStream *stream);
 /* End the connection now: libsoup sees it as closed by the peer. */
 void bs_http_stream_expire (BsHttpStream *stream);
 
+/* The client's address as text ("192.0.2.7"; IPv4 seen through a
+ * dual-stack socket as IPv4), set once when the connection is accepted; NULL
+ * until then. */
+void bs_http_stream_set_peer (BsHttpStream *stream, GInetAddress *address);
+const char *bs_http_stream_get_peer (BsHttpStream *stream);
+
 /* The socket is closed: nothing more happens on @stream. */
 gboolean bs_http_stream_is_closed (BsHttpStream *stream);
 

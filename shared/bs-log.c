@@ -246,7 +246,7 @@ success_record_allowed (const char *log_domain)
 void
 bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
                     const BsTrace *trace, const char *method, const char *path, guint status,
-                    double duration_ms, const char *auth_subject)
+                    double duration_ms, const char *auth_subject, const char *client)
 {
   char status_buf[16];
   char duration_buf[G_ASCII_DTOSTR_BUF_SIZE];
@@ -271,6 +271,7 @@ bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *re
       { "HTTP_STATUS", status_buf, -1 },
       { "DURATION_MS", duration_buf, -1 },
       { "AUTH_SUBJECT", auth_subject, -1 }, /* left out when NULL */
+      { "CLIENT_ADDRESS", client, -1 },     /* likewise */
       { "MESSAGE", message, -1 },
     };
 

@@ -54,14 +54,16 @@ gboolean bs_access_log_from_string (const char *text, BsAccessLog *mode);
 
 /* One access record per HTTP request (as ACCESS_LOG says). @trace: the
  * request's span, or NULL. @auth_subject: the name of the bearer token that
- * admitted it (AUTH_SUBJECT=), or NULL. */
+ * admitted it (AUTH_SUBJECT=), or NULL. @client: the client's address
+ * (CLIENT_ADDRESS=), or NULL. */
 void bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
                          const BsTrace *trace, const char *method, const char *path, guint status,
-                         double duration_ms, const char *auth_subject);
+                         double duration_ms, const char *auth_subject, const char *client);
 
-#define bs_log_access(level, request_id, trace, method, path, status, duration_ms, auth_subject)   \
+#define bs_log_access(level, request_id, trace, method, path, status, duration_ms, auth_subject,   \
+                      client)                                                                      \
   bs_log_access_full (G_LOG_DOMAIN, level, request_id, trace, method, path, status, duration_ms,   \
-                      auth_subject)
+                      auth_subject, client)
 
 /* A call to another service starts (@trace: the call's span, a child of
  * the caller's): "calling UPSTREAM: METHOD PATH" with UPSTREAM,

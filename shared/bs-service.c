@@ -214,6 +214,7 @@ bs_service_new_full (const char *name, const char *port_variable, guint16 defaul
   service->router = bs_router_new ();
   add_service_routes (service, service->router);
   service->server = bs_http_server_new (service->router, service->metrics, &limits);
+  bs_http_server_set_trusted_proxies (service->server, service->proxies);
   if (service->rate_limit != NULL)
     add_rate_limit (service);
   if (service->tls != NULL)
@@ -317,6 +318,7 @@ loop_start (gpointer user_data, GError **error)
   if (service->rate_limit != NULL)
     bs_http_server_set_rate_limit (loop->server, service->rate_limit, service->proxies,
                                    loop->metrics);
+  bs_http_server_set_trusted_proxies (loop->server, service->proxies);
   if (service->tls != NULL)
     bs_http_server_set_tls (loop->server, service->tls, loop->metrics);
   bs_http_server_share_limits (loop->server, service->server, service->n_loops);

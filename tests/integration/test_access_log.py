@@ -91,3 +91,19 @@ def test_bad_values_are_configuration_errors(daemons, pg, env):
     name = next(iter(env))
     assert rc == 78, f"{env}: exit {rc}\n{d.stderr_text()}"
     assert name in d.stderr_text() + d.stdout_text()
+
+
+def test_client_address_is_the_peer_unless_a_trusted_proxy_says(daemons):
+    """CLIENT_ADDRESS=: the peer; X-Forwarded-For only from TRUSTED_PROXIES,
+    read from the right past trusted hops."""
+    forged = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
+    plain = daemons.start()
+    assert requests.get(plain.url("/v1/books?limit=1"), headers=forged, timeout=5).ok
+    behind = daemons.start(env={"TRUSTED_PROXIES": "127.0.0.1"})
+    assert requests.get(behind.url("/v1/books?limit=1"), headers=forged, timeout=5).ok
+    assert requests.get(behind.url("/v1/books?limit=2"), timeout=5).ok
+    wait_for(lambda: len(records_for(plain, "/v1/books")) == 1
+             and len(records_for(behind, "/v1/books")) == 2, scaled(3), message="the records")
+    assert records_for(plain, "/v1/books")[0]["CLIENT_ADDRESS"] == "127.0.0.1"
+    assert [r["CLIENT_ADDRESS"] for r in records_for(behind, "/v1/books")] \
+        == ["203.0.113.9", "127.0.0.1"]

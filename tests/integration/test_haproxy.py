@@ -161,6 +161,8 @@ def test_a_forged_forwarded_for_is_replaced(cluster):
         assert resp.status_code in (201, 429), describe(resp)
     clients = [metric_value(scrape(d), "http_rate_limit_clients") for d in books]
     assert sorted(clients) == [1, 1] or sorted(clients) == [0, 1], clients
+    posted = [r for d in books for r in d.access_records() if r.get("HTTP_METHOD") == "POST"]
+    assert posted and {r.get("CLIENT_ADDRESS") for r in posted} == {"127.0.0.1"}, posted
 
 
 def test_a_host_killed_under_load_fails_no_get(cluster):

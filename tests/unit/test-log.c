@@ -284,11 +284,12 @@ test_trace_fields (void)
   g_assert_cmpstr (message, ==, "root 1");
   assert_message_last ();
 
-  bs_log_access (G_LOG_LEVEL_INFO, "req-2", &child, "GET", "/x", 200, 1.5, NULL);
+  bs_log_access (G_LOG_LEVEL_INFO, "req-2", &child, "GET", "/x", 200, 1.5, NULL, NULL);
   g_assert_cmpstr (captured_value ("TRACE_ID"), ==, root.trace_id);
   g_assert_cmpstr (captured_value ("SPAN_ID"), ==, child.span_id);
   g_assert_cmpstr (captured_value ("PARENT_SPAN_ID"), ==, root.span_id);
   g_assert_null (captured_value ("AUTH_SUBJECT"));
+  g_assert_null (captured_value ("CLIENT_ADDRESS"));
   assert_message_last ();
 
   bs_log_call ("req-3", &child, "books", "GET", "/v1/books/1");
@@ -297,11 +298,12 @@ test_trace_fields (void)
   g_assert_cmpstr (captured_value ("MESSAGE"), ==, "calling books: GET /v1/books/1");
 
   /* no trace at all: none of the three */
-  bs_log_access (G_LOG_LEVEL_INFO, NULL, NULL, "GET", "/y", 400, 0.0, "ops");
+  bs_log_access (G_LOG_LEVEL_INFO, NULL, NULL, "GET", "/y", 400, 0.0, "ops", "192.0.2.7");
   g_assert_null (captured_value ("TRACE_ID"));
   g_assert_null (captured_value ("SPAN_ID"));
   g_assert_null (captured_value ("PARENT_SPAN_ID"));
   g_assert_cmpstr (captured_value ("AUTH_SUBJECT"), ==, "ops");
+  g_assert_cmpstr (captured_value ("CLIENT_ADDRESS"), ==, "192.0.2.7");
   assert_message_last ();
 }
 
