@@ -32,7 +32,7 @@ DEB_PACKAGES=(
   libglib2.0-dev libglib2.0-bin libsoup-3.0-dev libjson-glib-dev libpq-dev libsystemd-dev
   libhiredis-dev
   postgresql postgresql-contrib redis-server
-  python3 python3-pytest python3-requests python3-redis python3-yaml
+  python3 python3-pytest python3-requests python3-redis python3-yaml python3-prometheus-client
   prometheus wrk curl valgrind shellcheck codespell clang-format nodejs npm haproxy stunnel4
   debhelper dpkg-dev fakeroot lintian debootstrap systemd-container
 )

@@ -1,4 +1,5 @@
-/* bs-metrics.c: metric families, samples keyed by label values, text rendering. */
+/* bs-metrics.c: metric families, samples keyed by label values, rendering
+ * as Prometheus text or OpenMetrics (with exemplars on histogram buckets). */
 #include "bs-metrics.h"
 
 #include <math.h>
@@ -12,11 +13,20 @@ typedef enum
   FAMILY_HISTOGRAM,
 } FamilyType;
 
+/* The latest observation of one bucket that came with a trace. */
+typedef struct
+{
+  char trace_id[BS_METRICS_EXEMPLAR_ID_MAX + 1]; /* "" when none yet */
+  double value;
+  gint64 time_us; /* wall clock */
+} Exemplar;
+
 typedef struct
 {
   char **label_values;    /* owned, NULL-terminated */
   double value;           /* counter or gauge */
   guint64 *bucket_counts; /* histogram: n_buckets + 1 (the last is +Inf) */
+  Exemplar *exemplars;    /* histogram, once one came: n_buckets + 1 */
   double sum;
   guint64 count;
 } Sample;
@@ -61,6 +71,7 @@ sample_free (gpointer data)
 
   g_strfreev (sample->label_values);
   g_free (sample->bucket_counts);
+  g_free (sample->exemplars);
   g_free (sample);
 }
 
@@ -295,6 +306,41 @@ bs_metric_observe (BsMetricFamily *family, const char *const *label_values, doub
 }
 
 void
+bs_metric_observe_exemplar (BsMetricFamily *family, const char *const *label_values, double value,
+                            const char *trace_id)
+{
+  Sample *sample;
+  gsize bucket;
+
+  g_return_if_fail (family->type == FAMILY_HISTOGRAM);
+  if (trace_id == NULL || *trace_id == '\0')
+    {
+      bs_metric_observe (family, label_values, value);
+      return;
+    }
+  for (bucket = 0; bucket < family->n_buckets; bucket++)
+    if (value <= family->buckets[bucket])
+      break;
+  g_mutex_lock (&family->owner->lock);
+  sample = family_sample (family, label_values);
+  if (sample != NULL)
+    {
+      for (gsize i = bucket; i < family->n_buckets; i++)
+        sample->bucket_counts[i]++;
+      sample->bucket_counts[family->n_buckets]++;
+      sample->sum += value;
+      sample->count++;
+      if (sample->exemplars == NULL)
+        sample->exemplars = g_new0 (Exemplar, family->n_buckets + 1);
+      g_strlcpy (sample->exemplars[bucket].trace_id, trace_id,
+                 sizeof sample->exemplars[bucket].trace_id);
+      sample->exemplars[bucket].value = value;
+      sample->exemplars[bucket].time_us = g_get_real_time ();
+    }
+  g_mutex_unlock (&family->owner->lock);
+}
+
+void
 bs_metric_init (BsMetricFamily *family, const char *const *label_values)
 {
   g_mutex_lock (&family->owner->lock);
@@ -399,17 +445,43 @@ compare_keys (gconstpointer a, gconstpointer b)
   return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
 }
 
-/* Renders @samples (joined label values → Sample) as @family. */
+/* " # {trace_id="…"} value timestamp" after a bucket, in OpenMetrics. */
 static void
-render_family (GString *out, const BsMetricFamily *family, GHashTable *samples)
+append_exemplar (GString *out, const Exemplar *exemplar)
+{
+  char time_buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+  g_string_append_printf (out, " # {trace_id=\"%s\"} ", exemplar->trace_id);
+  append_number (out, exemplar->value);
+  g_ascii_formatd (time_buf, sizeof time_buf, "%.3f", (double) exemplar->time_us / G_USEC_PER_SEC);
+  g_string_append_c (out, ' ');
+  g_string_append (out, time_buf);
+}
+
+/* Renders @samples (joined label values → Sample) as @family. OpenMetrics
+ * names a counter's family without "_total" and its samples with it, and
+ * carries the buckets' exemplars. */
+static void
+render_family (GString *out, const BsMetricFamily *family, GHashTable *samples,
+               BsMetricsFormat format)
 {
   static const char *type_names[] = { "counter", "gauge", "histogram" };
+  gboolean open_metrics = format == BS_METRICS_FORMAT_OPENMETRICS;
   guint n_keys = 0;
   g_autofree gpointer *keys = g_hash_table_get_keys_as_array (samples, &n_keys);
+  g_autofree char *family_name = g_strdup (family->name);
+  const char *counter_suffix = "";
 
-  g_string_append_printf (out, "# HELP %s ", family->name);
+  if (open_metrics && family->type == FAMILY_COUNTER)
+    {
+      if (g_str_has_suffix (family_name, "_total"))
+        family_name[strlen (family_name) - strlen ("_total")] = '\0';
+      else
+        counter_suffix = "_total";
+    }
+  g_string_append_printf (out, "# HELP %s ", family_name);
   append_escaped (out, family->help, FALSE);
-  g_string_append_printf (out, "\n# TYPE %s %s\n", family->name, type_names[family->type]);
+  g_string_append_printf (out, "\n# TYPE %s %s\n", family_name, type_names[family->type]);
 
   qsort (keys, n_keys, sizeof (gpointer), compare_keys);
   for (guint k = 0; k < n_keys; k++)
@@ -418,7 +490,7 @@ render_family (GString *out, const BsMetricFamily *family, GHashTable *samples)
 
       if (family->type != FAMILY_HISTOGRAM)
         {
-          append_series (out, family, "", sample, NULL, NULL);
+          append_series (out, family, counter_suffix, sample, NULL, NULL);
           append_number (out, sample->value);
           g_string_append_c (out, '\n');
           continue;
@@ -432,7 +504,10 @@ render_family (GString *out, const BsMetricFamily *family, GHashTable *samples)
           else
             format_shortest (le, sizeof le, family->buckets[i]);
           append_series (out, family, "_bucket", sample, "le", le);
-          g_string_append_printf (out, "%" G_GUINT64_FORMAT "\n", sample->bucket_counts[i]);
+          g_string_append_printf (out, "%" G_GUINT64_FORMAT, sample->bucket_counts[i]);
+          if (open_metrics && sample->exemplars != NULL && sample->exemplars[i].trace_id[0] != '\0')
+            append_exemplar (out, &sample->exemplars[i]);
+          g_string_append_c (out, '\n');
         }
       append_series (out, family, "_sum", sample, NULL, NULL);
       append_number (out, sample->sum);
@@ -482,19 +557,29 @@ merge_samples (GHashTable *merged, const BsMetricFamily *family)
       if (family->type == FAMILY_HISTOGRAM)
         for (gsize i = 0; i <= family->n_buckets; i++)
           into->bucket_counts[i] += from->bucket_counts[i];
+      /* each bucket's newest exemplar, whichever loop saw it */
+      if (from->exemplars != NULL)
+        {
+          if (into->exemplars == NULL)
+            into->exemplars = g_new0 (Exemplar, family->n_buckets + 1);
+          for (gsize i = 0; i <= family->n_buckets; i++)
+            if (from->exemplars[i].time_us > into->exemplars[i].time_us)
+              into->exemplars[i] = from->exemplars[i];
+        }
     }
 }
 
 /* @family of @metrics, summed with the family of the same name in each
  * shard (counters, gauges and histograms alike: each loop's share). */
 static void
-render_family_with_shards (GString *out, BsMetrics *metrics, const BsMetricFamily *family)
+render_family_with_shards (GString *out, BsMetrics *metrics, const BsMetricFamily *family,
+                           BsMetricsFormat format)
 {
   g_autoptr (GHashTable) merged = NULL;
 
   if (metrics->shards->len == 0)
     {
-      render_family (out, family, family->samples);
+      render_family (out, family, family->samples, format);
       return;
     }
   merged = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, sample_free);
@@ -505,7 +590,7 @@ render_family_with_shards (GString *out, BsMetrics *metrics, const BsMetricFamil
       if (same != NULL)
         merge_samples (merged, same);
     }
-  render_family (out, family, merged);
+  render_family (out, family, merged, format);
 }
 
 static void
@@ -521,6 +606,12 @@ run_collectors (BsMetrics *metrics)
 char *
 bs_metrics_render (BsMetrics *metrics)
 {
+  return bs_metrics_render_format (metrics, BS_METRICS_FORMAT_TEXT);
+}
+
+char *
+bs_metrics_render_format (BsMetrics *metrics, BsMetricsFormat format)
+{
   GString *out = g_string_sized_new (4096);
 
   /* collectors set gauges, taking the locks themselves */
@@ -533,9 +624,11 @@ bs_metrics_render (BsMetrics *metrics)
   for (guint s = 0; s < metrics->shards->len; s++)
     g_mutex_lock (&((BsMetrics *) g_ptr_array_index (metrics->shards, s))->lock);
   for (guint i = 0; i < metrics->families->len; i++)
-    render_family_with_shards (out, metrics, g_ptr_array_index (metrics->families, i));
+    render_family_with_shards (out, metrics, g_ptr_array_index (metrics->families, i), format);
   for (guint s = metrics->shards->len; s > 0; s--)
     g_mutex_unlock (&((BsMetrics *) g_ptr_array_index (metrics->shards, s - 1))->lock);
   g_mutex_unlock (&metrics->lock);
+  if (format == BS_METRICS_FORMAT_OPENMETRICS)
+    g_string_append (out, "# EOF\n");
   return g_string_free (out, FALSE);
 }

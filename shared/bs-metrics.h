@@ -6,6 +6,10 @@
 G_BEGIN_DECLS
 
 typedef struct _BsMetrics BsMetrics;
+
+/* Trace ids are 32 hex digits (W3C); OpenMetrics allows 128 characters of
+ * exemplar labels. */
+#define BS_METRICS_EXEMPLAR_ID_MAX 32
 typedef struct _BsMetricFamily BsMetricFamily;
 
 /* Called before each rendering, to refresh gauges that are read on demand.
@@ -46,6 +50,11 @@ void bs_metrics_remove_shard (BsMetrics *metrics, BsMetrics *shard);
 void bs_metric_inc (BsMetricFamily *family, const char *const *label_values, double by);
 void bs_metric_set (BsMetricFamily *family, const char *const *label_values, double value);
 void bs_metric_observe (BsMetricFamily *family, const char *const *label_values, double value);
+/* As bs_metric_observe(), and @trace_id (NULL or "": none) becomes the
+ * exemplar of the bucket @value falls in: its newest, with the time. They
+ * appear in the OpenMetrics rendering only. */
+void bs_metric_observe_exemplar (BsMetricFamily *family, const char *const *label_values,
+                                 double value, const char *trace_id);
 /* Export one series from the start, before anything happens to it: a
  * counter or gauge at 0, a histogram with no observations. A series that
  * exists already is left as it is. Queries over label values that have not
@@ -59,7 +68,16 @@ void bs_metric_remove (BsMetricFamily *family, const char *const *label_values);
 /* Prometheus text exposition format 0.0.4. */
 char *bs_metrics_render (BsMetrics *metrics);
 
+typedef enum
+{
+  BS_METRICS_FORMAT_TEXT,        /* Prometheus text 0.0.4 */
+  BS_METRICS_FORMAT_OPENMETRICS, /* OpenMetrics 1.0.0, with exemplars and "# EOF" */
+} BsMetricsFormat;
+char *bs_metrics_render_format (BsMetrics *metrics, BsMetricsFormat format);
+
 #define BS_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define BS_METRICS_OPENMETRICS_CONTENT_TYPE                                                        \
+  "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 /* Default latency buckets, in seconds. */
 extern const double bs_metrics_latency_buckets[];

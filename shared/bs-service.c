@@ -71,15 +71,22 @@ typedef struct
   gpointer user_data;
 } StopFunc;
 
+/* OpenMetrics (with exemplars) when the scraper asks for it, as Prometheus
+ * does; the classic text format otherwise. */
 static void
 handle_metrics (BsRequest *request, gpointer user_data)
 {
   BsService *service = user_data;
-  g_autofree char *text = bs_metrics_render (service->metrics);
+  const char *accept = bs_request_get_header (request, "Accept");
+  gboolean open_metrics = accept != NULL && strstr (accept, "application/openmetrics-text") != NULL;
+  g_autofree char *text = bs_metrics_render_format (
+      service->metrics, open_metrics ? BS_METRICS_FORMAT_OPENMETRICS : BS_METRICS_FORMAT_TEXT);
   gsize len = strlen (text);
   g_autoptr (GBytes) bytes = g_bytes_new_take (g_steal_pointer (&text), len);
 
-  bs_request_reply_bytes (request, 200, BS_METRICS_CONTENT_TYPE, bytes);
+  bs_request_reply_bytes (
+      request, 200, open_metrics ? BS_METRICS_OPENMETRICS_CONTENT_TYPE : BS_METRICS_CONTENT_TYPE,
+      bytes);
 }
 
 static void

@@ -141,3 +141,41 @@ def test_metric_families_have_help_and_type(shared_daemon):
     assert typed.get("process_cpu_seconds_total") == "counter", typed
     assert typed.get("db_pool_connections") == "gauge", typed
     assert set(typed) <= helped, f"families without HELP: {set(typed) - helped}"
+
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+def openmetrics(daemon):
+    resp = requests.get(daemon.url("/metrics"), timeout=10,
+                        headers={"Accept": "application/openmetrics-text;version=1.0.0,"
+                                           "text/plain;version=0.0.4;q=0.5"})
+    assert_status(resp, 200)
+    assert resp.headers["Content-Type"] == OPENMETRICS, describe(resp)
+    assert resp.text.endswith("# EOF\n")
+    return resp.text
+
+
+def test_openmetrics_with_exemplars(fresh_pair):
+    """A scraper that asks for OpenMetrics (Prometheus does) gets it, valid to
+    the prometheus_client parser, with the request's trace id as the exemplar
+    of its latency bucket; the classic format has no exemplars."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    book = fresh_pair.books_api.create_book(title="exemplar")
+    resp = requests.get(fresh_pair.books.url(f"/v1/books/{book['id']}"), timeout=10,
+                        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    assert_status(resp, 200)
+    text = openmetrics(fresh_pair.books)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["http_requests"].type == "counter"
+    exemplars = [s.exemplar for s in families["http_request_duration_seconds"].samples
+                 if s.name.endswith("_bucket") and s.labels.get("handler") == "/v1/books/{id}"
+                 and s.exemplar is not None]
+    assert [e.labels for e in exemplars] == [{"trace_id": trace_id}], exemplars
+    assert 0 < exemplars[0].value < 10 and exemplars[0].timestamp is not None
+    # Orders' exposition parses too; the classic one carries no exemplar
+    list(text_string_to_metric_families(openmetrics(fresh_pair.orders)))
+    plain = requests.get(fresh_pair.books.url("/metrics"), timeout=10).text
+    assert "# {" not in plain and "# EOF" not in plain

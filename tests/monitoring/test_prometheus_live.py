@@ -21,8 +21,10 @@ that uses `stack` (which serves the traffic): they check that it has not."""
 import math
 import re
 import time
+import uuid
 
 import pytest
+import requests
 
 from dashboards import dashboard_exprs
 from harness import REPO_ROOT, DaemonManager, PgCluster, ServicePair, daemon_binary, scaled, wait_for
@@ -226,6 +228,27 @@ def test_relabelling_adds_service_and_host(stack):
         assert labels["service"] == labels["job"], labels
         assert labels["host"] == "127.0.0.1", labels
         assert labels["instance"].startswith("127.0.0.1:"), labels
+
+
+def test_latency_exemplars_reach_prometheus(stack):
+    """Prometheus scrapes OpenMetrics from the daemons and keeps the request's
+    trace id as the exemplar of its latency bucket (query_exemplars)."""
+    trace_id = uuid.uuid4().hex
+    for _ in range(3):
+        resp = requests.get(stack.pair.books.url("/v1/books?limit=1"), timeout=10,
+                            headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+        assert resp.status_code == 200
+
+    def found():
+        now = time.time()
+        resp = requests.get(f"{stack.prometheus.url}/api/v1/query_exemplars", timeout=10, params={
+            "query": 'http_request_duration_seconds_bucket{job="books",handler="/v1/books"}',
+            "start": now - 600, "end": now + 60})
+        resp.raise_for_status()
+        return [e for series in resp.json()["data"] for e in series["exemplars"]
+                if e["labels"].get("trace_id") == trace_id]
+    exemplars = wait_for(found, scaled(30), interval=0.5, message=f"the exemplar {trace_id}")
+    assert 0 < float(exemplars[0]["value"]) < 60
 
 
 def test_every_alert_rule_loads_and_evaluates(stack):

@@ -781,6 +781,60 @@ test_remove (Fixture *f, gconstpointer user_data)
   check_line (again, "group_lag{stream=\"s\",group=\"a\"} 5");
 }
 
+/* OpenMetrics: counters' families without _total, samples with it; the
+ * newest exemplar per bucket, from whichever shard saw it; "# EOF". */
+static void
+test_openmetrics (Fixture *f, gconstpointer user_data)
+{
+  static const double buckets[] = { 0.1, 1.0 };
+  BsMetrics *shard = bs_metrics_new ();
+  BsMetricFamily *requests = bs_metrics_counter (f->metrics, "x_requests_total", "Requests.", NULL);
+  BsMetricFamily *plain = bs_metrics_counter (f->metrics, "x_plain", "No suffix.", NULL);
+  BsMetricFamily *latency
+      = bs_metrics_histogram (f->metrics, "x_seconds", "Latency.", NULL, buckets, 2);
+  BsMetricFamily *shard_latency
+      = bs_metrics_histogram (shard, "x_seconds", "Latency.", NULL, buckets, 2);
+  g_autofree char *text = NULL;
+  g_autofree char *om = NULL;
+
+  bs_metrics_add_shard (f->metrics, shard);
+  bs_metric_inc (requests, NULL, 3);
+  bs_metric_inc (plain, NULL, 1);
+  bs_metric_observe_exemplar (latency, NULL, 0.05, "aaaa0000000000000000000000000001");
+  bs_metric_observe_exemplar (latency, NULL, 0.5, NULL); /* no trace: counted, no exemplar */
+  g_usleep (2000);
+  bs_metric_observe_exemplar (shard_latency, NULL, 0.07, "bbbb0000000000000000000000000002");
+  bs_metric_observe_exemplar (shard_latency, NULL, 5.0, "cccc0000000000000000000000000003");
+
+  text = bs_metrics_render (f->metrics);
+  check_line (text, "x_requests_total 3");
+  check_line (text, "x_seconds_bucket{le=\"0.1\"} 2");
+  if (strstr (text, "# {") != NULL || strstr (text, "# EOF") != NULL)
+    bs_test_fail ("exemplars or EOF in the classic format:\n%s", text);
+
+  om = bs_metrics_render_format (f->metrics, BS_METRICS_FORMAT_OPENMETRICS);
+  check_line (om, "# TYPE x_requests counter");
+  check_line (om, "x_requests_total 3");
+  check_line (om, "# TYPE x_plain counter");
+  check_line (om, "x_plain_total 1");
+  check_line (om, "x_seconds_count 4");
+  g_assert_true (g_str_has_suffix (om, "\n# EOF\n"));
+  /* 0.1: the shard's newer 0.07; 1: none (0.5 had no trace); +Inf: 5 */
+  if (strstr (om,
+              "x_seconds_bucket{le=\"0.1\"} 2 # {trace_id=\"bbbb0000000000000000000000000002\"} "
+              "0.07 ")
+      == NULL)
+    bs_test_fail ("no newest exemplar on le=0.1:\n%s", om);
+  check_line (om, "x_seconds_bucket{le=\"1\"} 3");
+  if (strstr (
+          om,
+          "x_seconds_bucket{le=\"+Inf\"} 4 # {trace_id=\"cccc0000000000000000000000000003\"} 5 ")
+      == NULL)
+    bs_test_fail ("no exemplar on +Inf:\n%s", om);
+  bs_metrics_remove_shard (f->metrics, shard);
+  bs_metrics_free (shard);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -805,6 +859,7 @@ main (int argc, char **argv)
   ADD ("/bs/metrics/remove", test_remove);
   ADD ("/bs/metrics/shards-summed", test_shards_summed);
   ADD ("/bs/metrics/shards-concurrent", test_shards_concurrent);
+  ADD ("/bs/metrics/openmetrics", test_openmetrics);
 #undef ADD
   g_test_add_func ("/bs/metrics/sorted", test_sorted);
   g_test_add_func ("/bs/metrics/collectors", test_collectors);
