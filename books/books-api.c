@@ -55,6 +55,15 @@ typedef struct
   BsRequest *request;
   BooksApi *api;
   BsPage page; /* GET /v1/books only */
+  /* a read: where it went, and what to ask the primary if the replica fails */
+  BsDbPool *pool;
+  const char *statement;
+  char params[2][32];
+  guint n_params;
+  GAsyncReadyCallback done;
+  /* GET /health with a replica: the two answers */
+  int primary_ok; /* -1 until known */
+  int replica_ok;
 } CallContext;
 
 static void
@@ -72,8 +81,60 @@ call_context_new (BooksApi *api, BsRequest *request)
 
   ctx->api = api;
   ctx->request = bs_request_ref (request);
+  ctx->pool = api->pool;
+  ctx->primary_ok = ctx->replica_ok = -1;
   bs_request_pause (request);
   return ctx;
+}
+
+/* ---- reads: from the replica while it is up, else from the primary ------ */
+
+static void
+read_start (CallContext *ctx)
+{
+  const char *params[] = { ctx->params[0], ctx->params[1] };
+
+  bs_db_pool_query_async (ctx->pool, ctx->statement, params, ctx->n_params, 0,
+                          bs_request_get_cancellable (ctx->request), ctx->done, ctx);
+}
+
+/* Run read-only @statement with @n_params (at most 2) parameters, on the
+ * replica's pool when it has a connection up. */
+static void
+read_async (BooksApi *api, CallContext *ctx, const char *statement, const char *const *params,
+            guint n_params, GAsyncReadyCallback done)
+{
+  ctx->statement = statement;
+  ctx->n_params = MIN (n_params, G_N_ELEMENTS (ctx->params));
+  for (guint i = 0; i < ctx->n_params; i++)
+    g_strlcpy (ctx->params[i], params[i], sizeof ctx->params[i]);
+  ctx->done = done;
+  if (api->read_pool != NULL && bs_db_pool_is_connected (api->read_pool))
+    ctx->pool = api->read_pool;
+  read_start (ctx);
+}
+
+/* The read's result; or NULL after replying with its error, or after asking
+ * the primary again (*@ctxp is then taken) when the replica went away
+ * meanwhile: a read may run twice, a client never sees the replica's 503
+ * while the primary answers. */
+static PGresult *
+read_finish (CallContext **ctxp, GAsyncResult *result)
+{
+  CallContext *ctx = *ctxp;
+  g_autoptr (GError) error = NULL;
+  PGresult *res = bs_db_pool_query_finish (ctx->pool, result, &error);
+
+  if (res != NULL)
+    return res;
+  if (ctx->pool != ctx->api->pool && g_error_matches (error, BS_ERROR, BS_ERROR_UNAVAILABLE))
+    {
+      ctx->pool = ctx->api->pool;
+      read_start (g_steal_pointer (ctxp));
+      return NULL;
+    }
+  bs_request_reply_error (ctx->request, error);
+  return NULL;
 }
 
 /* ---- GET /v1/books ------------------------------------------------------- */
@@ -82,8 +143,7 @@ static void
 list_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (CallContext) ctx = user_data;
-  g_autoptr (PGresult) res
-      = bs_db_pool_query_finish_or_reply (ctx->api->pool, result, ctx->request);
+  g_autoptr (PGresult) res = read_finish (&ctx, result);
   g_autoptr (GString) body = NULL;
   gint64 total = 0;
   gboolean first = TRUE;
@@ -125,11 +185,20 @@ handle_list (BsRequest *request, gpointer user_data)
   g_snprintf (offset, sizeof offset, "%" G_GINT64_FORMAT, page.offset);
   ctx = call_context_new (api, request);
   ctx->page = page;
-  bs_db_pool_query_async (api->pool, BOOKS_SQL_LIST, (const char *const[]){ limit, offset }, 2, 0,
-                          bs_request_get_cancellable (request), list_done, ctx);
+  read_async (api, ctx, BOOKS_SQL_LIST, (const char *const[]){ limit, offset }, 2, list_done);
 }
 
-/* GET and PUT answer the same way: the row, 404 or 410. */
+static void
+get_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CallContext) ctx = user_data;
+  g_autoptr (PGresult) res = read_finish (&ctx, result);
+
+  if (res != NULL)
+    reply_book_row (ctx->request, res, 200);
+}
+
+/* PUT answers the way GET does: the row, 404 or 410. */
 static void
 book_row_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -149,9 +218,8 @@ handle_get (BsRequest *request, gpointer user_data)
 
   if (!id_param_or_reply (request, id_text))
     return;
-  bs_db_pool_query_async (api->pool, BOOKS_SQL_GET, (const char *const[]){ id_text }, 1, 0,
-                          bs_request_get_cancellable (request), book_row_done,
-                          call_context_new (api, request));
+  read_async (api, call_context_new (api, request), BOOKS_SQL_GET, (const char *const[]){ id_text },
+              1, get_done);
 }
 
 static void
@@ -249,8 +317,10 @@ handle_delete (BsRequest *request, gpointer user_data)
 
 /* ---- GET /health ---------------------------------------------------------- */
 
+/* @replica_ok: -1 without a replica. The primary decides: without it, 503;
+ * with it and not the replica, 200 "degraded" (reads go to the primary). */
 static void
-reply_health (BsRequest *request, gboolean healthy)
+reply_health (BsRequest *request, gboolean healthy, int replica_ok)
 {
   g_autoptr (JsonBuilder) builder = json_builder_new ();
   g_autoptr (JsonNode) body = NULL;
@@ -258,37 +328,68 @@ reply_health (BsRequest *request, gboolean healthy)
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "status");
-  json_builder_add_string_value (builder, state);
+  json_builder_add_string_value (builder, healthy && replica_ok == 0 ? "degraded" : state);
   json_builder_set_member_name (builder, "services");
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "database");
   json_builder_add_string_value (builder, state);
+  if (replica_ok >= 0)
+    {
+      json_builder_set_member_name (builder, "database_replica");
+      json_builder_add_string_value (builder, replica_ok ? "healthy" : "unhealthy");
+    }
   json_builder_end_object (builder);
   json_builder_end_object (builder);
   body = json_builder_get_root (builder);
   bs_request_reply_json (request, healthy ? 200 : 503, body);
 }
 
+/* Each ping's answer; the reply once both are in. The context is shared
+ * by the two pings and freed by the second answer. */
+static void
+health_answered (CallContext *ctx)
+{
+  g_autoptr (CallContext) owned = NULL;
+
+  if (ctx->primary_ok < 0 || (ctx->api->read_pool != NULL && ctx->replica_ok < 0))
+    return;
+  owned = ctx;
+  reply_health (ctx->request, ctx->primary_ok, ctx->api->read_pool != NULL ? ctx->replica_ok : -1);
+}
+
 static void
 health_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (CallContext) ctx = user_data;
+  CallContext *ctx = user_data;
 
-  reply_health (ctx->request, bs_db_pool_ping_finish (ctx->api->pool, result));
+  ctx->primary_ok = bs_db_pool_ping_finish (ctx->api->pool, result);
+  health_answered (ctx);
+}
+
+static void
+replica_health_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CallContext *ctx = user_data;
+
+  ctx->replica_ok = bs_db_pool_ping_finish (ctx->api->read_pool, result);
+  health_answered (ctx);
 }
 
 static void
 handle_health (BsRequest *request, gpointer user_data)
 {
   BooksApi *api = user_data;
+  CallContext *ctx;
 
   if (!bs_migrator_is_ready (api->migrator))
     {
-      reply_health (request, FALSE);
+      reply_health (request, FALSE, -1);
       return;
     }
-  bs_db_pool_ping_async (api->pool, HEALTH_TIMEOUT_MS, health_done,
-                         call_context_new (api, request));
+  ctx = call_context_new (api, request);
+  bs_db_pool_ping_async (api->pool, HEALTH_TIMEOUT_MS, health_done, ctx);
+  if (api->read_pool != NULL)
+    bs_db_pool_ping_async (api->read_pool, HEALTH_TIMEOUT_MS, replica_health_done, ctx);
 }
 
 void

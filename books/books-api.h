@@ -9,7 +9,8 @@ G_BEGIN_DECLS
 
 typedef struct
 {
-  BsDbPool *pool;
+  BsDbPool *pool;       /* the primary: writes, and reads without a replica */
+  BsDbPool *read_pool;  /* BOOKS_DB_READ_DSN (a standby), or NULL: reads while it is up */
   BsMigrator *migrator; /* health is unhealthy until the schema is in place */
 } BooksApi;
 

@@ -23,12 +23,15 @@ struct _BooksApp
   BsDbOptions db_options;
   guint pool_size; /* BOOKS_DB_POOL_SIZE: shared out between the loops */
   char *dsn;
+  char *read_dsn;       /* BOOKS_DB_READ_DSN, or NULL */
+  guint read_pool_size; /* BOOKS_DB_READ_POOL_SIZE */
 };
 
 /* What one event loop serves with. */
 typedef struct
 {
   BsDbPool *pool;
+  BsDbPool *read_pool; /* or NULL */
   BooksApi api;
 } BooksLoop;
 
@@ -48,7 +51,18 @@ books_loop_setup (BsService *service, guint index, BsRouter *router, BsMetrics *
         = bs_migrator_new (loop->pool, app->dsn, SERVICE_NAME, MIGRATIONS_DIR, MIGRATION_LOCK_KEY);
   else
     bs_migrator_add_pool (app->migrator, loop->pool);
+  if (app->read_dsn != NULL)
+    {
+      /* the replica's own pool: reads only, its own metrics (db_replica_…);
+       * started now: until it connects, reads go to the primary */
+      options.size = bs_db_pool_share (app->read_pool_size, index, n_loops);
+      options.metrics_prefix = "db_replica";
+      options.reads_only = TRUE;
+      loop->read_pool = bs_db_pool_new (app->read_dsn, books_store_statements, &options, metrics);
+      bs_db_pool_start (loop->read_pool);
+    }
   loop->api.pool = loop->pool;
+  loop->api.read_pool = loop->read_pool;
   loop->api.migrator = app->migrator;
   books_api_register (&loop->api, router);
   return loop;
@@ -59,6 +73,7 @@ books_loop_teardown (gpointer data)
 {
   BooksLoop *loop = data;
 
+  bs_db_pool_free (loop->read_pool);
   bs_db_pool_free (loop->pool);
   g_free (loop);
 }
@@ -70,6 +85,7 @@ books_app_new (GError **error)
   g_autoptr (GBytes) openapi = NULL;
   BsDbOptions *options = &app->db_options;
   guint n_loops = 1;
+  const char *read_dsn;
 
   books_register_resource (); /* migrations and the OpenAPI document */
   bs_db_options_init_default (options);
@@ -77,6 +93,13 @@ books_app_new (GError **error)
   if (!bs_config_get_pg_dsn ("BOOKS_DB_DSN", &app->dsn, error)
       || !bs_db_options_from_env ("BOOKS", options, &app->pool_size, error)
       || !bs_config_get_threads ("BOOKS_THREADS", &n_loops, error))
+    return NULL;
+  /* optional: a standby (or a list, target_session_attrs=prefer-standby) for GETs */
+  read_dsn = g_getenv ("BOOKS_DB_READ_DSN");
+  if (read_dsn != NULL && read_dsn[0] != '\0'
+      && (!bs_config_get_pg_dsn ("BOOKS_DB_READ_DSN", &app->read_dsn, error)
+          || !bs_config_get_uint ("BOOKS_DB_READ_POOL_SIZE", app->pool_size, 1, 64,
+                                  &app->read_pool_size, error)))
     return NULL;
 
   app->service = bs_service_new (SERVICE_NAME, DEFAULT_PORT, error);
@@ -100,6 +123,7 @@ books_app_free (BooksApp *app)
   g_clear_pointer (&app->migrator, bs_migrator_free);
   g_clear_pointer (&app->service, bs_service_free);
   g_free (app->dsn);
+  g_free (app->read_dsn);
   g_free (app);
 }
 

@@ -18,6 +18,7 @@
 #include "bs-db.h"
 
 #include "bs-config.h"
+#include "bs-db-hosts.h"
 #include "bs-error.h"
 #include "bs-loop.h"
 #include "bs-request.h"
@@ -65,12 +66,14 @@ typedef struct _Conn
   guint timer_id; /* reconnect backoff or connect timeout */
   guint backoff_ms;
   guint prepare_index;
-  GCancellable *resolving; /* while the host name is being looked up */
-  PGresult *result;        /* while preparing: the statement's result so far */
-  GQueue running;          /* GTask: sent, in order, results not handed over yet */
-  guint n_read;            /* the first n_read of them have all their results */
-  guint n_unsynced;        /* sent since the last Sync */
-  gboolean write_running;  /* the query running is not read-only */
+  GCancellable *resolving;   /* while the host names are being looked up */
+  guint first_host;          /* where libpq starts in the host list: moves on after a timeout */
+  gboolean read_only_server; /* a write was refused as on a standby (25006) */
+  PGresult *result;          /* while preparing: the statement's result so far */
+  GQueue running;            /* GTask: sent, in order, results not handed over yet */
+  guint n_read;              /* the first n_read of them have all their results */
+  guint n_unsynced;          /* sent since the last Sync */
+  gboolean write_running;    /* the query running is not read-only */
 } Conn;
 
 struct _BsDbPool
@@ -79,7 +82,8 @@ struct _BsDbPool
   GArray *statements; /* BsDbStatement: the caller's, then bs_ping, then { NULL } */
   BsDbOptions options;
   char *application_name;
-  char *resolve_host; /* a host name libpq would resolve synchronously, or NULL */
+  gboolean resolve; /* the DSN names hosts libpq would resolve synchronously */
+  int wants;        /* the DSN's target_session_attrs: WANTS_* */
   Conn *conns;
   GQueue waiting; /* GTask */
   gboolean started;
@@ -103,6 +107,13 @@ struct _BsDbPool
   gint state_counts[N_CONN_STATES]; /* atomic */
   gint n_waiting;                   /* atomic: pool_n_waiting() */
   guint n_running;                  /* queries sent, on every connection */
+};
+
+enum
+{
+  WANTS_ANY,
+  WANTS_PRIMARY,    /* not a standby */
+  WANTS_READ_WRITE, /* not a standby, and writes allowed by default */
 };
 
 static void conn_connect (Conn *conn);
@@ -148,6 +159,8 @@ bs_db_options_init_default (BsDbOptions *options)
   options->max_waiting = 1024;
   options->pipeline_depth = 32;
   options->application_name = "bookstore";
+  options->metrics_prefix = "db";
+  options->reads_only = FALSE;
 }
 
 gboolean
@@ -175,7 +188,7 @@ bs_db_pool_share (guint pool_size, guint index, guint n_loops)
 
 void
 bs_db_connect_params_init (BsDbConnectParams *params, const char *dsn, const char *application_name,
-                           const char *host, const char *hostaddr)
+                           const char *host, const char *hostaddr, const char *port)
 {
   static const char *const keywords[] = { "keepalives",
                                           "keepalives_idle",
@@ -188,45 +201,24 @@ bs_db_connect_params_init (BsDbConnectParams *params, const char *dsn, const cha
                                           "dbname",
                                           "host",
                                           "hostaddr",
+                                          "port",
                                           NULL };
-  const char *values[] = { "1", "10", "3",      "3", "9000", "5", "disable", application_name,
-                           dsn, host, hostaddr, NULL };
-  gsize n = G_N_ELEMENTS (keywords) - 1;
+  const char *values[] = { "1", "10", "3",      "3",  "9000", "5", "disable", application_name,
+                           dsn, host, hostaddr, port, NULL };
+  gsize n = 0;
 
   G_STATIC_ASSERT (G_N_ELEMENTS (keywords) <= G_N_ELEMENTS (params->keywords));
-  if (hostaddr == NULL)
-    n -= 2; /* stop after dbname */
-  for (gsize i = 0; i < n; i++)
+  for (gsize i = 0; keywords[i] != NULL; i++)
     {
-      params->keywords[i] = keywords[i];
-      params->values[i] = values[i];
+      /* host and hostaddr go together; port only with them */
+      if (i >= 9 && (hostaddr == NULL || values[i] == NULL))
+        continue;
+      params->keywords[n] = keywords[i];
+      params->values[n] = values[i];
+      n++;
     }
   params->keywords[n] = NULL;
   params->values[n] = NULL;
-}
-
-char *
-bs_db_dsn_host_to_resolve (const char *dsn)
-{
-  PQconninfoOption *options = PQconninfoParse (dsn, NULL);
-  const char *host = NULL;
-  gboolean has_hostaddr = FALSE;
-  char *result = NULL;
-
-  if (options == NULL)
-    return NULL;
-  for (PQconninfoOption *o = options; o->keyword != NULL; o++)
-    {
-      if (g_str_equal (o->keyword, "host") && o->val != NULL && *o->val != '\0')
-        host = o->val;
-      else if (g_str_equal (o->keyword, "hostaddr") && o->val != NULL && *o->val != '\0')
-        has_hostaddr = TRUE;
-    }
-  if (host != NULL && !has_hostaddr && strchr (host, ',') == NULL && host[0] != '/'
-      && host[0] != '@' && !g_hostname_is_ip_address (host))
-    result = g_strdup (host);
-  PQconninfoFree (options);
-  return result;
 }
 
 static void
@@ -459,18 +451,22 @@ conn_timeout_connect_cb (gpointer user_data)
   Conn *conn = user_data;
 
   conn->timer_id = 0;
+  /* libpq tries the hosts in order and enforces no timeout of its own here:
+   * one that does not answer would hold every attempt up, so begin the next
+   * attempt with the next host */
+  conn->first_host++;
   conn_reset (conn, "timed out connecting");
   return G_SOURCE_REMOVE;
 }
 
-/* Start libpq's connection; with @hostaddr it will not look the host up. */
+/* Start libpq's connection; with @hostaddr it will not look the hosts up. */
 static void
-conn_start_pg (Conn *conn, const char *host, const char *hostaddr)
+conn_start_pg (Conn *conn, const char *host, const char *hostaddr, const char *port)
 {
   BsDbPool *pool = conn->pool;
   BsDbConnectParams params;
 
-  bs_db_connect_params_init (&params, pool->dsn, pool->application_name, host, hostaddr);
+  bs_db_connect_params_init (&params, pool->dsn, pool->application_name, host, hostaddr, port);
   conn->pg = PQconnectStartParams (params.keywords, params.values, 1);
   if (conn->pg != NULL)
     PQsetNoticeProcessor (conn->pg, bs_db_log_notice, conn);
@@ -483,60 +479,46 @@ conn_start_pg (Conn *conn, const char *host, const char *hostaddr)
   conn_watch (conn, G_IO_OUT); /* PQconnectPoll starts as if PGRES_POLLING_WRITING */
 }
 
-#define MAX_ADDRESSES 8
-
 static void
 resolved_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (GError) error = NULL;
-  GList *addresses = g_resolver_lookup_by_name_finish (G_RESOLVER (source), result, &error);
+  const BsDbHosts *hosts = bs_db_hosts_resolve_finish (result, &error);
   Conn *conn = user_data;
-  g_autoptr (GString) hosts = NULL;
-  g_autoptr (GString) hostaddrs = NULL;
-  guint n = 0;
+  g_autofree char *host = NULL;
+  g_autofree char *hostaddr = NULL;
+  g_autofree char *port = NULL;
 
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return; /* reset or freed meanwhile: do not touch it */
   g_clear_object (&conn->resolving);
-  if (addresses == NULL)
+  if (hosts == NULL || !bs_db_hosts_build (hosts, conn->first_host, &host, &hostaddr, &port))
     {
-      g_autofree char *why
-          = g_strdup_printf ("resolving %s: %s", conn->pool->resolve_host, error->message);
-      conn_reset (conn, why);
+      conn_reset (conn, error != NULL ? error->message : "no host address");
       return;
     }
-  /* every address, in the resolver's order, as libpq's own host list */
-  hosts = g_string_new (NULL);
-  hostaddrs = g_string_new (NULL);
-  for (GList *l = addresses; l != NULL && n < MAX_ADDRESSES; l = l->next, n++)
-    {
-      g_autofree char *text = g_inet_address_to_string (l->data);
-      g_string_append_printf (hosts, "%s%s", n > 0 ? "," : "", conn->pool->resolve_host);
-      g_string_append_printf (hostaddrs, "%s%s", n > 0 ? "," : "", text);
-    }
-  g_resolver_free_addresses (addresses);
-  conn_start_pg (conn, hosts->str, hostaddrs->str);
+  /* every address, in order, as libpq's own host list */
+  conn_start_pg (conn, host, hostaddr, port);
 }
 
 static void
 conn_connect (Conn *conn)
 {
   BsDbPool *pool = conn->pool;
+  BsDbHosts *hosts = pool->resolve ? bs_db_hosts_new (pool->dsn) : NULL;
 
   conn_set_state (conn, CONN_CONNECTING);
+  conn->read_only_server = FALSE;
   conn->timer_id = bs_timeout_add (CONNECT_TIMEOUT_MS, conn_timeout_connect_cb, conn);
-  if (pool->resolve_host == NULL)
+  if (hosts == NULL)
     {
-      conn_start_pg (conn, NULL, NULL);
+      conn_start_pg (conn, NULL, NULL, NULL);
       return;
     }
-  /* libpq would call getaddrinfo() on the main loop: resolve in GIO's threads */
-  {
-    g_autoptr (GResolver) resolver = g_resolver_get_default ();
-    conn->resolving = g_cancellable_new ();
-    g_resolver_lookup_by_name_async (resolver, pool->resolve_host, conn->resolving, resolved_cb,
-                                     conn);
-  }
+  /* libpq would call getaddrinfo() on the loop: look the names up in GIO's
+   * threads, again at every attempt (a failover may move a name) */
+  conn->resolving = g_cancellable_new ();
+  bs_db_hosts_resolve_async (hosts, conn->resolving, resolved_cb, conn);
 }
 
 static void
@@ -653,6 +635,41 @@ conn_complete_batch (Conn *conn)
     query_complete (pool, task);
 }
 
+/* One connection found its server read-only: the idle others, connected
+ * to the same server as likely as not, reconnect too rather than wait for
+ * a write to fail there or a read to see an old primary's data. The busy
+ * ones find out after their batch. */
+static void
+pool_reset_idle (BsDbPool *pool)
+{
+  for (guint i = 0; i < pool->options.size; i++)
+    if (pool->conns[i].state == CONN_IDLE)
+      conn_reset (&pool->conns[i], "another connection found the server read-only");
+}
+
+/* libpq checks target_session_attrs when it connects; the server reports
+ * changes since (default_transaction_read_only set on an old primary, a
+ * standby promoted) with each answer: check again after each batch. */
+static gboolean
+conn_server_as_wanted (Conn *conn)
+{
+  const char *standby = PQparameterStatus (conn->pg, "in_hot_standby");
+  const char *read_only = PQparameterStatus (conn->pg, "default_transaction_read_only");
+
+  switch (conn->pool->wants)
+    {
+      case WANTS_READ_WRITE:
+        if (g_strcmp0 (read_only, "on") == 0)
+          return FALSE;
+        /* fall through */
+      case WANTS_PRIMARY:
+        return g_strcmp0 (standby, "on") != 0;
+      case WANTS_ANY:
+      default:
+        return TRUE;
+    }
+}
+
 /* Take the results that have arrived. In pipeline mode each query's
  * results end with NULL, and each Sync has a PGRES_PIPELINE_SYNC. */
 static gboolean
@@ -682,6 +699,15 @@ conn_read_pipeline (Conn *conn)
         {
           PQclear (result);
           conn_complete_batch (conn);
+          if (conn->read_only_server || !conn_server_as_wanted (conn))
+            {
+              /* a standby now (a switchover): the primary is elsewhere */
+              g_warning ("the database server is read-only now (a standby?): "
+                         "reconnecting to find the primary");
+              conn_reset (conn, "the server is read-only");
+              pool_reset_idle (conn->pool);
+              return FALSE;
+            }
           continue;
         }
       task = g_queue_peek_nth (&conn->running, conn->n_read);
@@ -703,6 +729,8 @@ conn_read_pipeline (Conn *conn)
         {
           g_clear_pointer (&query->result, PQclear);
           query->result = result;
+          if (g_strcmp0 (PQresultErrorField (result, PG_DIAG_SQLSTATE), "25006") == 0)
+            conn->read_only_server = TRUE;
         }
     }
   return TRUE;
@@ -975,26 +1003,73 @@ collect_metrics (BsMetrics *metrics, gpointer user_data)
   bs_metric_set (pool->waiting_gauge, NULL, g_atomic_int_get (&pool->n_waiting));
 }
 
+/* The DSN's target_session_attrs, as WANTS_*. A pool that writes, on a DSN
+ * of several hosts, without target_session_attrs choosing the primary: after
+ * a switchover it may stay on the standby, every write refused. Said once
+ * per process. */
+static int
+dsn_wants (const char *dsn, gboolean writer)
+{
+  static gsize warned = 0;
+  PQconninfoOption *options = PQconninfoParse (dsn, NULL);
+  const char *host = NULL, *hostaddr = NULL, *tsa = NULL;
+  int wants;
+
+  if (options == NULL)
+    return WANTS_ANY;
+  for (PQconninfoOption *o = options; o->keyword != NULL; o++)
+    {
+      if (g_str_equal (o->keyword, "host"))
+        host = o->val;
+      else if (g_str_equal (o->keyword, "hostaddr"))
+        hostaddr = o->val;
+      else if (g_str_equal (o->keyword, "target_session_attrs"))
+        tsa = o->val;
+    }
+  tsa = tsa != NULL ? tsa : g_getenv ("PGTARGETSESSIONATTRS");
+  wants = g_strcmp0 (tsa, "read-write") == 0 ? WANTS_READ_WRITE
+          : g_strcmp0 (tsa, "primary") == 0  ? WANTS_PRIMARY
+                                             : WANTS_ANY;
+  if (writer && wants == WANTS_ANY
+      && ((host != NULL && strchr (host, ',') != NULL)
+          || (hostaddr != NULL && strchr (hostaddr, ',') != NULL))
+      && g_once_init_enter (&warned))
+    {
+      g_warning ("the database connection string lists several hosts without "
+                 "target_session_attrs=read-write: after a switchover writes may go to a standby "
+                 "(and fail); add it");
+      g_once_init_leave (&warned, 1);
+    }
+  PQconninfoFree (options);
+  return wants;
+}
+
 BsDbPool *
 bs_db_pool_new (const char *dsn, const BsDbStatement *statements, const BsDbOptions *options,
                 BsMetrics *metrics)
 {
   BsDbPool *pool = g_new0 (BsDbPool, 1);
+  g_autoptr (BsDbHosts) hosts = NULL;
   BsMetricFamily *max_conns;
+  const char *prefix;
 
   static const BsDbStatement ping = { "bs_ping", "SELECT 1", TRUE };
   static const BsDbStatement end = { NULL, NULL };
 
-  pool->dsn = g_strdup (dsn);
-  pool->statements = g_array_new (FALSE, FALSE, sizeof (BsDbStatement));
-  for (const BsDbStatement *st = statements; st != NULL && st->name != NULL; st++)
-    g_array_append_val (pool->statements, *st);
-  g_array_append_val (pool->statements, ping);
-  g_array_append_val (pool->statements, end);
   if (options != NULL)
     pool->options = *options;
   else
     bs_db_options_init_default (&pool->options);
+  pool->dsn = g_strdup (dsn);
+  hosts = bs_db_hosts_new (dsn);
+  pool->resolve = hosts != NULL;
+  pool->wants = dsn_wants (dsn, !pool->options.reads_only);
+  pool->statements = g_array_new (FALSE, FALSE, sizeof (BsDbStatement));
+  for (const BsDbStatement *st = statements; st != NULL && st->name != NULL; st++)
+    if (st->read_only || !pool->options.reads_only)
+      g_array_append_val (pool->statements, *st);
+  g_array_append_val (pool->statements, ping);
+  g_array_append_val (pool->statements, end);
   pool->options.size = MAX (pool->options.size, 1);
   pool->options.pipeline_depth = MAX (pool->options.pipeline_depth, 1);
   pool->application_name = g_strdup (
@@ -1008,27 +1083,34 @@ bs_db_pool_new (const char *dsn, const BsDbStatement *statements, const BsDbOpti
   pool->state_counts[CONN_DOWN] = (gint) pool->options.size;
   g_queue_init (&pool->waiting);
 
-  pool->connections_gauge = bs_metrics_gauge (metrics, "db_pool_connections",
-                                              "Database connections in the pool, by state.",
-                                              (const char *const[]){ "state", NULL });
-  max_conns = bs_metrics_gauge (metrics, "db_pool_max_connections",
-                                "Configured size of the database pool.", NULL);
-  bs_metric_set (max_conns, NULL, pool->options.size);
-  pool->waiting_gauge = bs_metrics_gauge (
-      metrics, "db_pool_waiting_queries",
-      "Queries waiting for a connection: queued, or sent behind another query.", NULL);
-  pool->queries_total
-      = bs_metrics_counter (metrics, "db_queries_total", "Database queries, by outcome.",
-                            (const char *const[]){ "outcome", NULL });
-  pool->query_duration = bs_metrics_histogram (
-      metrics, "db_query_duration_seconds",
-      "Time from queueing a query to its result, including waiting for a connection.", NULL,
-      bs_metrics_latency_buckets, bs_metrics_n_latency_buckets);
-  pool->syncs_total = bs_metrics_counter (
-      metrics, "db_pipeline_syncs_total",
-      "Batches of queries sent to the database together, each closed by one Sync: round trips. "
-      "db_queries_total divided by this is the queries per round trip.",
-      NULL);
+  prefix = pool->options.metrics_prefix != NULL ? pool->options.metrics_prefix : "db";
+#define NAME(suffix) (g_snprintf (name, sizeof name, "%s_" suffix, prefix), name)
+  {
+    char name[96];
+
+    pool->connections_gauge = bs_metrics_gauge (metrics, NAME ("pool_connections"),
+                                                "Database connections in the pool, by state.",
+                                                (const char *const[]){ "state", NULL });
+    max_conns = bs_metrics_gauge (metrics, NAME ("pool_max_connections"),
+                                  "Configured size of the database pool.", NULL);
+    bs_metric_set (max_conns, NULL, pool->options.size);
+    pool->waiting_gauge = bs_metrics_gauge (
+        metrics, NAME ("pool_waiting_queries"),
+        "Queries waiting for a connection: queued, or sent behind another query.", NULL);
+    pool->queries_total
+        = bs_metrics_counter (metrics, NAME ("queries_total"), "Database queries, by outcome.",
+                              (const char *const[]){ "outcome", NULL });
+    pool->query_duration = bs_metrics_histogram (
+        metrics, NAME ("query_duration_seconds"),
+        "Time from queueing a query to its result, including waiting for a connection.", NULL,
+        bs_metrics_latency_buckets, bs_metrics_n_latency_buckets);
+    pool->syncs_total = bs_metrics_counter (
+        metrics, NAME ("pipeline_syncs_total"),
+        "Batches of queries sent to the database together, each closed by one Sync: round "
+        "trips. The queries_total counter divided by this is the queries per round trip.",
+        NULL);
+  }
+#undef NAME
   bs_metrics_add_collector (metrics, collect_metrics, pool, NULL);
   pool->dispatch = g_source_new (&dispatch_funcs, sizeof (DispatchSource));
   ((DispatchSource *) pool->dispatch)->pool = pool;
@@ -1128,7 +1210,6 @@ bs_db_pool_free (BsDbPool *pool)
   g_array_unref (pool->statements);
   g_free (pool->dsn);
   g_free (pool->application_name);
-  g_free (pool->resolve_host);
   g_free (pool);
 }
 

@@ -36,6 +36,8 @@ typedef struct
                            * connection) before new ones fail; default 1024 */
   guint pipeline_depth;   /* read-only queries in flight per connection; default 32 */
   const char *application_name;
+  const char *metrics_prefix; /* of the pool's metric names; default "db" (db_pool_…) */
+  gboolean reads_only;        /* prepare only the read-only statements (a replica's pool) */
 } BsDbOptions;
 
 typedef struct _BsDbPool BsDbPool;
@@ -91,7 +93,11 @@ gboolean bs_db_pool_is_connected (BsDbPool *pool);
 
 /* Run prepared statement @statement with text parameters (NULL is SQL NULL).
  * @timeout_ms 0 means the pool's default. Errors: BS_ERROR_UNAVAILABLE
- * (no database), BS_ERROR_TIMEOUT, or one mapped from the SQLSTATE. */
+ * (no database), BS_ERROR_TIMEOUT, or one mapped from the SQLSTATE. A
+ * write refused because the server is read-only (SQLSTATE 25006: a standby,
+ * or an old primary after a switchover) is BS_ERROR_UNAVAILABLE, and its
+ * connection is dropped: the reconnection looks for the primary again
+ * (target_session_attrs=read-write). The write is not retried. */
 void bs_db_pool_query_async (BsDbPool *pool, const char *statement, const char *const *params,
                              guint n_params, guint timeout_ms, GCancellable *cancellable,
                              GAsyncReadyCallback callback, gpointer user_data);
@@ -117,19 +123,16 @@ void bs_db_log_notice (void *user_data, const char *message);
  * timeout, connect_timeout, no GSSAPI encryption attempt, application_name) first, then @dsn
  * expanded, so anything the DSN sets wins; then, when @hostaddr is not NULL, @host and
  * @hostaddr (comma-separated lists of the same length), so that libpq does
- * not resolve the name itself. Borrowed strings. */
+ * not resolve the names itself, and @port when not NULL (a list of that
+ * length too). Borrowed strings. */
 typedef struct
 {
-  const char *keywords[12];
-  const char *values[12];
+  const char *keywords[13];
+  const char *values[13];
 } BsDbConnectParams;
 
 void bs_db_connect_params_init (BsDbConnectParams *params, const char *dsn,
                                 const char *application_name, const char *host,
-                                const char *hostaddr);
-
-/* The host name of @dsn when libpq would have to resolve it (one host, not an
- * IP address, not a socket directory, no hostaddr), else NULL. */
-char *bs_db_dsn_host_to_resolve (const char *dsn);
+                                const char *hostaddr, const char *port);
 
 G_END_DECLS

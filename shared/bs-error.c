@@ -76,5 +76,7 @@ bs_error_code_from_sqlstate (const char *sqlstate)
   if (g_str_has_prefix (sqlstate, "08") || g_str_has_prefix (sqlstate, "57P")
       || g_str_has_prefix (sqlstate, "53"))
     return BS_ERROR_UNAVAILABLE; /* connection, shutdown, resources */
+  if (g_str_equal (sqlstate, "25006"))
+    return BS_ERROR_UNAVAILABLE; /* read-only: a standby, the primary moved (a switchover) */
   return BS_ERROR_INTERNAL;
 }

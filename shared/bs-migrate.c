@@ -136,7 +136,8 @@ bs_migrate_run (const char *dsn, const char *application_name, const char *resou
   if (names == NULL)
     return FALSE;
 
-  bs_db_connect_params_init (&params, dsn, application_name, NULL, NULL); /* a thread: may block */
+  bs_db_connect_params_init (&params, dsn, application_name, NULL, NULL,
+                             NULL); /* a thread: may block */
   pg = PQconnectdbParams (params.keywords, params.values, 1);
   PQsetNoticeProcessor (pg, bs_db_log_notice, NULL);
   if (PQstatus (pg) != CONNECTION_OK)

@@ -449,10 +449,15 @@ class PgCluster:
                            "-E", "UTF8", "--locale=C", "--no-sync"])
         return self
 
+    _OWN_SETTINGS = ("port", "listen_addresses", "unix_socket_directories", "fsync", "synchronous_commit",
+                     "full_page_writes", "max_connections", "log_min_messages", "log_connections")
+
     def _write_port(self, port):
         conf = self.data / "postgresql.auto.conf"
         # postgresql.auto.conf is the last word; rewrite our block every time
-        lines = [ln for ln in conf.read_text().splitlines() if not ln.startswith("# bs-test") and "=" not in ln]
+        # (keeping what others put there: a standby's primary_conninfo, ALTER SYSTEM)
+        lines = [ln for ln in conf.read_text().splitlines()
+                 if not ln.startswith("# bs-test") and ln.split("=")[0].strip() not in self._OWN_SETTINGS]
         lines += [
             "# bs-test settings",
             f"port = {port}",
@@ -486,6 +491,45 @@ class PgCluster:
     def stop(self, mode="fast"):
         self._as_postgres([PG_BIN / "pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "30", "stop"],
                           timeout=60)
+
+    # --- streaming replication
+
+    def make_standby(self, name="standby"):
+        """A new cluster streaming from this one (pg_basebackup -R), started
+        on a port of its own. The caller destroys it."""
+        standby = PgCluster(name, durable=self.durable)
+        try:
+            standby._as_postgres([PG_BIN / "pg_basebackup", "-D", standby.data, "-h", self.sockdir,
+                                  "-p", self.port, "-U", "postgres", "-R", "-X", "stream", "-c", "fast",
+                                  "--no-sync"], timeout=120)
+            return standby.start()
+        except BaseException:
+            standby.destroy()
+            raise
+
+    def follow(self, primary):
+        """Start this (stopped, cleanly shut down) cluster as a standby of
+        @primary: an old primary rejoining after a switchover."""
+        (self.data / "standby.signal").touch()
+        os.chown(self.data / "standby.signal", self.uid, self.gid)
+        conf = self.data / "postgresql.auto.conf"
+        lines = [ln for ln in conf.read_text().splitlines() if not ln.startswith("primary_conninfo")]
+        lines.insert(0, f"primary_conninfo = 'host={primary.sockdir} port={primary.port} user=postgres'")
+        conf.write_text("\n".join(lines) + "\n")
+        os.chown(conf, self.uid, self.gid)
+        return self.start()
+
+    def promote(self):
+        self._as_postgres([PG_BIN / "pg_ctl", "-D", self.data, "-w", "-t", "60", "promote"], timeout=90)
+
+    def in_recovery(self):
+        return self.psql("SELECT pg_is_in_recovery()").strip() == "t"
+
+    def wait_replayed(self, primary, timeout=30):
+        """Until this standby has replayed everything @primary has written."""
+        lsn = primary.psql("SELECT pg_current_wal_lsn()").strip()
+        wait_for(lambda: self.psql(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn").strip() == "t",
+                 timeout, message=f"{self.base.name} replaying up to {lsn}")
 
     def is_running(self):
         proc = self._as_postgres([PG_BIN / "pg_ctl", "-D", self.data, "status"], check=False)

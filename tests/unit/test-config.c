@@ -247,6 +247,13 @@ test_pg_dsn (Fixture *fixture, gconstpointer user_data)
   check_dsn_ok ("host=127.0.0.1 dbname=x user=y", "host=127.0.0.1 dbname=x user=y");
   check_dsn_ok ("host='/run/postgresql' dbname='a b'", "host='/run/postgresql' dbname='a b'");
   check_dsn_ok ("  dbname=x  ", "dbname=x");
+  /* several hosts: one port for all, or one each */
+  check_dsn_ok ("host=db1,db2 port=5432 dbname=x target_session_attrs=read-write",
+                "host=db1,db2 port=5432 dbname=x target_session_attrs=read-write");
+  check_dsn_ok ("postgresql://db1:5432,db2:5433/x?target_session_attrs=prefer-standby",
+                "postgresql://db1:5432,db2:5433/x?target_session_attrs=prefer-standby");
+  check_dsn_ok ("host=db1,db2 hostaddr=10.0.0.1,10.0.0.2 port=1,2 dbname=x",
+                "host=db1,db2 hostaddr=10.0.0.1,10.0.0.2 port=1,2 dbname=x");
 }
 
 static void
@@ -260,6 +267,10 @@ test_pg_dsn_invalid (Fixture *fixture, gconstpointer user_data)
   check_dsn_rejected ("not a dsn");
   check_dsn_rejected ("nosuchkeyword=1");
   check_dsn_rejected ("postgresql://localhost/db?nosuchparam=1");
+  /* what libpq would only refuse when connecting, over and over */
+  check_dsn_rejected ("host=db1,db2 port=1,2,3 dbname=x");
+  check_dsn_rejected ("host=db1,db2 hostaddr=10.0.0.1 dbname=x");
+  check_dsn_rejected ("host=db1,db2 dbname=x target_session_attrs=master");
 }
 
 /* The error goes to the journal; a password in the DSN must not go with it. */

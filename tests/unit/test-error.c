@@ -132,6 +132,8 @@ test_sqlstate (void)
     { "57P01", BS_ERROR_UNAVAILABLE }, /* admin_shutdown */
     { "57P03", BS_ERROR_UNAVAILABLE }, /* cannot_connect_now */
     { "53300", BS_ERROR_UNAVAILABLE }, /* too_many_connections */
+    { "25006", BS_ERROR_UNAVAILABLE }, /* read_only_sql_transaction: a standby */
+    { "25001", BS_ERROR_INTERNAL },    /* active_sql_transaction: our bug */
     { "XX000", BS_ERROR_INTERNAL },    /* internal_error */
     { "42P01", BS_ERROR_INTERNAL },    /* undefined_table: our bug */
     { "42601", BS_ERROR_INTERNAL },    /* syntax_error */
