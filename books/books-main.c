@@ -4,7 +4,10 @@
 #include "bs-main.h"
 
 static const char environment_help[]
-    = "  BOOKS_DB_DSN              PostgreSQL DSN, URI or key=value (required)\n"
+    = "  BOOKS_DB_DSN              PostgreSQL DSN, URI or key=value (required); several\n"
+      "                            hosts with target_session_attrs=read-write\n"
+      "  BOOKS_DB_READ_DSN         a standby for GETs (optional; the primary while it is away)\n"
+      "  BOOKS_DB_READ_POOL_SIZE   connections to it (default: BOOKS_DB_POOL_SIZE)\n"
       "  PORT                      TCP port to listen on (default 8001)\n"
       "  BIND_ADDRESS              IP address to listen on (default 0.0.0.0)\n"
       "  BOOKS_DB_POOL_SIZE        database connections, shared by the loops (default 4)\n"
