@@ -135,7 +135,7 @@ def pipelined(port, requests_bytes, expected):
     return statuses
 
 
-@pytest.mark.parametrize("n_clients", [20000])
+@pytest.mark.parametrize("n_clients", [100000])
 def test_the_table_of_clients_is_bounded(daemons, n_clients):
     """A flood of source addresses (through a trusted proxy) never grows the
     table past RATE_LIMIT_CLIENTS; the least recently seen are dropped."""
