@@ -12,6 +12,7 @@
 #include "bs-client-address.h"
 #include "bs-http-guard.h"
 #include "bs-http-linger.h"
+#include "bs-loop.h"
 
 #include <string.h>
 
@@ -281,15 +282,55 @@ lingered (gpointer user_data)
   socket_closed (self);
 }
 
+/* A refusal sent through TLS. A client that does not read it does not hold
+ * the connection: after LINGER_MS the write is cancelled. */
+typedef struct
+{
+  BsHttpStream *self; /* a reference */
+  GBytes *response;
+  GCancellable *late;
+  guint timeout_id;
+} TlsAnswer;
+
+static gboolean
+tls_answer_late (gpointer user_data)
+{
+  TlsAnswer *answer = user_data;
+
+  answer->timeout_id = 0;
+  g_cancellable_cancel (answer->late);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 tls_answered (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (BsHttpStream) self = user_data;
+  TlsAnswer *answer = user_data;
+  BsHttpStream *self = answer->self;
 
   g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, NULL);
+  g_clear_handle_id (&answer->timeout_id, bs_source_remove);
   if (!self->socket_closed)
     g_socket_close (self->socket, NULL);
   socket_closed (self);
+  g_object_unref (answer->late);
+  g_bytes_unref (answer->response);
+  g_object_unref (answer->self);
+  g_free (answer);
+}
+
+static void
+tls_answer (BsHttpStream *self, GBytes *response)
+{
+  TlsAnswer *answer = g_new0 (TlsAnswer, 1);
+
+  answer->self = g_object_ref (self);
+  answer->response = g_bytes_ref (response);
+  answer->late = g_cancellable_new ();
+  answer->timeout_id = bs_timeout_add (LINGER_MS, tls_answer_late, answer);
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (G_IO_STREAM (self->tls)),
+                                   g_bytes_get_data (response, NULL), g_bytes_get_size (response),
+                                   G_PRIORITY_DEFAULT, answer->late, tls_answered, answer);
 }
 
 static gboolean
@@ -313,14 +354,7 @@ bs_http_stream_close (GIOStream *stream, GCancellable *cancellable, GError **err
     }
   if (self->tls != NULL)
     {
-      /* encrypted, so not through the lingering close of plain sockets */
-      GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (self->tls));
-
-      g_output_stream_write_all_async (out, g_bytes_get_data (response, NULL),
-                                       g_bytes_get_size (response), G_PRIORITY_DEFAULT, NULL,
-                                       tls_answered, g_object_ref (self));
-      g_object_set_data_full (G_OBJECT (self), "bs-tls-answer", g_bytes_ref (response),
-                              (GDestroyNotify) g_bytes_unref);
+      tls_answer (self, response); /* not the lingering close of plain sockets */
       return TRUE;
     }
   /* answer, then read what the client still sends for a while before the
