@@ -186,10 +186,10 @@ create_redis_users (OrdersApp *app)
     g_warning ("REDIS_PASSWORD ignored: the Redis password comes from %s",
                app->redis.password_source);
   bs_redis_options_init_default (&redis);
-  redis.host = app->redis.host;
-  redis.port = app->redis.port;
-  redis.username = app->redis.username;
-  redis.password = app->redis.password;
+  bs_redis_options_set_config (&redis, &app->redis);
+  redis.master_switches
+      = bs_metrics_counter (metrics, "redis_master_switches_total",
+                            "Changes of Redis master the sentinels named", connection_label);
   app->relay = orders_relay_new (app->pool, &redis, app->relay_interval_ms, metrics, connected);
   app->status = orders_status_new (app->pool, &redis, app->consumer_name, app->claim_idle_ms,
                                    metrics, connected);

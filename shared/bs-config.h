@@ -37,7 +37,13 @@ gboolean bs_config_get_pg_dsn (const char *name, char **out, GError **error);
  * and REDIS_PASSWORD both set, or a user without a password, is
  * BS_ERROR_CONFIG; the credential and REDIS_PASSWORD: the credential is
  * used and @env_password_ignored set, for the caller to warn.
- * Messages name where the password came from, never the password. */
+ * Messages name where the password came from, never the password.
+ *
+ * Through Sentinel: REDIS_SENTINELS (host:port,...; port 26379 by default)
+ * and REDIS_MASTER_NAME, both or neither. Then the master's address comes
+ * from the sentinels, and REDIS_HOST or REDIS_PORT set as well is
+ * BS_ERROR_CONFIG (one of the two would be ignored). The sentinels are
+ * asked without a login: REDIS_USERNAME and the password are the master's. */
 #define BS_CONFIG_REDIS_PASSWORD_FILE "REDIS_PASSWORD_FILE"
 #define BS_CONFIG_REDIS_CREDENTIAL "redis-password"
 typedef struct
@@ -48,6 +54,8 @@ typedef struct
   char *password;        /* NULL for none */
   char *password_source; /* "REDIS_PASSWORD_FILE=/path", "credential redis-password", ... */
   gboolean env_password_ignored;
+  GStrv sentinels;   /* NULL without Sentinel; entries "host:port" */
+  char *master_name; /* NULL without Sentinel */
 } BsConfigRedis;
 
 gboolean bs_config_get_redis (BsConfigRedis *config, GError **error);

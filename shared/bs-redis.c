@@ -14,13 +14,18 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+/* with sentinels: asking again is cheap, and a failover wants a quick look */
+#define BACKOFF_MAX_SENTINEL_MS 1000
 #define TICK_MS 100
+/* while connected through sentinels: has the master changed? */
+#define SENTINEL_POLL_MS 1000
 
 G_DEFINE_QUARK (bs - redis - error - quark, bs_redis_error)
 
 typedef enum
 {
   STATE_IDLE,
+  STATE_DISCOVERING, /* asking a sentinel where the master is */
   STATE_RESOLVING,
   STATE_CONNECTING, /* socket connect and the AUTH/SETNAME/PING handshake */
   STATE_CONNECTED,
@@ -60,6 +65,17 @@ struct _BsRedis
 
   BsRedisStateFunc state_func;
   gpointer state_data;
+
+  /* With sentinels: @host and @port are the master they named last. */
+  char *master_name;
+  BsRedis *sentinel;        /* the connection to one sentinel at a time */
+  gboolean discovering;     /* SENTINEL get-master-addr-by-name in flight */
+  gint64 next_poll;         /* while connected: ask the sentinel again then */
+  char *master;             /* "host:port" of the master last found */
+  BsMetricFamily *switches; /* counted on each change of @master */
+  /* In that sentinel connection: every sentinel, "host:port", tried in turn. */
+  GStrv rotation;
+  guint rotation_index;
 };
 
 struct _Command
@@ -74,6 +90,26 @@ struct _Command
 
 static void connect_now (BsRedis *redis);
 static void schedule_retry (BsRedis *redis);
+static void attempt_host (BsRedis *redis);
+static void drop_connection_later (BsRedis *redis, const char *why);
+static void sentinel_state_changed (BsRedis *sentinel, gboolean connected, gpointer user_data);
+
+/* The sentinel connection: aim at the @index-th sentinel. */
+static void
+rotation_select (BsRedis *redis, guint index)
+{
+  const char *entry;
+
+  redis->rotation_index = index % g_strv_length (redis->rotation);
+  entry = redis->rotation[redis->rotation_index];
+  g_clear_pointer (&redis->host, g_free);
+  if (!bs_redis_parse_address (entry, BS_REDIS_SENTINEL_PORT, &redis->host, &redis->port, NULL))
+    {
+      /* not checked by bs_redis_parse_sentinels(): the connect says why */
+      redis->host = g_strdup (entry);
+      redis->port = BS_REDIS_SENTINEL_PORT;
+    }
+}
 
 void
 bs_redis_options_init_default (BsRedisOptions *options)
@@ -105,7 +141,38 @@ bs_redis_new (const BsRedisOptions *options)
   redis->backoff_ms = BACKOFF_MIN_MS;
   g_queue_init (&redis->sent);
   g_queue_init (&redis->failing);
+  if (options->sentinels != NULL && options->sentinels[0] != NULL && options->master_name != NULL)
+    {
+      BsRedisOptions sentinel = *options;
+      g_autofree char *name = g_strdup_printf ("%s sentinel", redis->name);
+
+      sentinel.name = name;
+      sentinel.sentinels = NULL;
+      sentinel.master_name = NULL;
+      sentinel.username = NULL; /* sentinels without their own login (README) */
+      sentinel.password = NULL;
+      sentinel.host = NULL;
+      sentinel.port = 0;
+      redis->sentinel = bs_redis_new (&sentinel);
+      redis->sentinel->rotation = g_strdupv ((GStrv) options->sentinels);
+      rotation_select (redis->sentinel, 0);
+      bs_redis_set_state_func (redis->sentinel, sentinel_state_changed, redis);
+      redis->master_name = g_strdup (options->master_name);
+      redis->switches = options->master_switches;
+      if (redis->switches != NULL)
+        bs_metric_init (redis->switches, (const char *const[]){ redis->name, NULL });
+      g_clear_pointer (&redis->host, g_free); /* not known until a sentinel says */
+    }
   return redis;
+}
+
+char *
+bs_redis_dup_address (BsRedis *redis)
+{
+  if (redis->host == NULL)
+    return NULL;
+  return g_strdup_printf (strchr (redis->host, ':') != NULL ? "[%s]:%u" : "%s:%u", redis->host,
+                          redis->port);
 }
 
 const char *
@@ -159,6 +226,12 @@ reply_cb (redisAsyncContext *ac, void *reply_ptr, void *privdata)
   else if (reply->type == REDIS_REPLY_ERROR)
     {
       error = g_error_new (BS_REDIS_ERROR, BS_REDIS_ERROR_REPLY, "%s", reply->str);
+      /* made a replica under us (a switchover): find the new master; with
+       * no sentinels there is nowhere else to go */
+      if (redis != NULL && redis->master_name != NULL
+          && (g_str_has_prefix (reply->str, "READONLY ")
+              || g_str_has_prefix (reply->str, "UNBLOCKED ")))
+        drop_connection_later (redis, "the server is a replica now (READONLY)");
       command_answer (cmd, NULL, error);
     }
   else
@@ -265,10 +338,25 @@ set_state (BsRedis *redis, State state)
     redis->state_func (redis, state == STATE_CONNECTED, redis->state_data);
 }
 
+/* "at host:port", or which master the sentinels have not named yet. */
+static char *
+describe (BsRedis *redis)
+{
+  g_autofree char *address = bs_redis_dup_address (redis);
+
+  if (address == NULL)
+    return g_strdup_printf ("master %s", redis->master_name);
+  if (redis->master_name != NULL)
+    return g_strdup_printf ("master %s at %s", redis->master_name, address);
+  return g_strdup_printf ("at %s", address);
+}
+
 /* The connection (or the attempt) is over: log once per outage, retry. */
 static void
 connection_lost (BsRedis *redis, const char *why)
 {
+  g_autofree char *where = NULL;
+
   /* "localhost" may be ::1 then 127.0.0.1: try each before waiting */
   if (redis->state == STATE_CONNECTING && redis->addresses != NULL
       && redis->addresses[redis->address_index + 1] != NULL)
@@ -279,19 +367,17 @@ connection_lost (BsRedis *redis, const char *why)
       connect_now (redis);
       return;
     }
+  where = describe (redis);
   if (!redis->outage_logged)
     {
       if (redis->state == STATE_CONNECTED)
-        g_warning ("Redis (%s) at %s:%u lost: %s; reconnecting", redis->name, redis->host,
-                   redis->port, why);
+        g_warning ("Redis (%s) %s lost: %s; reconnecting", redis->name, where, why);
       else
-        g_warning ("Redis (%s) at %s:%u unavailable: %s; retrying", redis->name, redis->host,
-                   redis->port, why);
+        g_warning ("Redis (%s) %s unavailable: %s; retrying", redis->name, where, why);
       redis->outage_logged = TRUE;
     }
   else if (redis->refused && g_strcmp0 (why, redis->refusal_logged) != 0)
-    g_warning ("Redis (%s) at %s:%u refuses the login: %s; retrying", redis->name, redis->host,
-               redis->port, why);
+    g_warning ("Redis (%s) %s refuses the login: %s; retrying", redis->name, where, why);
   else
     g_debug ("Redis (%s): %s", redis->name, why);
   if (redis->refused && g_strcmp0 (why, redis->refusal_logged) != 0)
@@ -300,6 +386,8 @@ connection_lost (BsRedis *redis, const char *why)
       redis->refusal_logged = g_strdup (why);
     }
   redis->refused = FALSE;
+  if (redis->rotation != NULL)
+    rotation_select (redis, redis->rotation_index + 1); /* the next sentinel */
   schedule_retry (redis);
 }
 
@@ -307,8 +395,13 @@ static void
 connected (BsRedis *redis)
 {
   if (redis->outage_logged || !redis->ever_connected)
-    g_message ("Redis (%s) connected to %s:%u as %s", redis->name, redis->host, redis->port,
-               redis->username != NULL ? redis->username : "default");
+    {
+      g_autofree char *address = bs_redis_dup_address (redis);
+
+      g_message ("Redis (%s) connected to %s as %s", redis->name, address,
+                 redis->username != NULL ? redis->username : "default");
+    }
+  redis->next_poll = g_get_monotonic_time () + SENTINEL_POLL_MS * G_TIME_SPAN_MILLISECOND;
   redis->outage_logged = FALSE;
   g_clear_pointer (&redis->refusal_logged, g_free);
   redis->ever_connected = TRUE;
@@ -396,6 +489,29 @@ handshake_done_cb (BsRedis *redis, redisReply *reply, const GError *error, gpoin
     connected (redis);
 }
 
+/* HELLO 2 answers [server, redis, version, ..., role, master|replica, ...]:
+ * a sentinel may still name a master that was made a replica since. */
+static void
+hello_cb (BsRedis *redis, redisReply *reply, const GError *error, gpointer user_data)
+{
+  const char *role = bs_redis_reply_str (bs_redis_reply_field (reply, "role"));
+
+  if (reply == NULL || redis->state != STATE_CONNECTING || redis->drop_idle_id != 0)
+    {
+      handshake_step_cb (redis, reply, error, (gpointer) "HELLO");
+      return;
+    }
+  if (g_strcmp0 (role, "master") != 0)
+    {
+      g_autofree char *why = g_strdup_printf ("the server is a %s, not the master",
+                                              role != NULL ? role : "server of no known role");
+
+      drop_connection_later (redis, why);
+      return;
+    }
+  connected (redis);
+}
+
 static void
 start_handshake (BsRedis *redis)
 {
@@ -412,7 +528,11 @@ start_handshake (BsRedis *redis)
                   (gpointer) "AUTH");
   send_command (redis, 0, 3, (const char *[]){ "CLIENT", "SETNAME", client_name }, NULL,
                 handshake_step_cb, (gpointer) "CLIENT SETNAME");
-  send_command (redis, 0, 1, (const char *[]){ "PING" }, NULL, handshake_done_cb, NULL);
+  /* HELLO: allowed to every user, as AUTH is (no ACL rule for ROLE) */
+  if (redis->master_name != NULL)
+    send_command (redis, 0, 2, (const char *[]){ "HELLO", "2" }, NULL, hello_cb, NULL);
+  else
+    send_command (redis, 0, 1, (const char *[]){ "PING" }, NULL, handshake_done_cb, NULL);
 }
 
 static void
@@ -476,7 +596,7 @@ resolved_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 
 /* Resolve without blocking (hiredis would call getaddrinfo() on the loop). */
 static void
-attempt (BsRedis *redis)
+attempt_host (BsRedis *redis)
 {
   g_autoptr (GResolver) resolver = NULL;
 
@@ -496,6 +616,123 @@ attempt (BsRedis *redis)
                                    redis);
 }
 
+/* ---- the master, from a sentinel ----------------------------------------------- */
+
+static void ask_sentinel (BsRedis *redis);
+
+/* The sentinel named @host:@port: a change of master is logged and counted. */
+static void
+found_master (BsRedis *redis, const char *host, guint16 port)
+{
+  g_autofree char *address = NULL;
+  g_autofree char *sentinel = bs_redis_dup_address (redis->sentinel);
+
+  g_free (redis->host);
+  redis->host = g_strdup (host);
+  redis->port = port;
+  address = bs_redis_dup_address (redis);
+  if (g_strcmp0 (address, redis->master) == 0)
+    return;
+  if (redis->master == NULL)
+    g_message ("Redis (%s) master %s is at %s (sentinel %s)", redis->name, redis->master_name,
+               address, sentinel);
+  else
+    {
+      g_message ("Redis (%s) master %s is now %s, was %s (sentinel %s)", redis->name,
+                 redis->master_name, address, redis->master, sentinel);
+      if (redis->switches != NULL)
+        bs_metric_inc (redis->switches, (const char *const[]){ redis->name, NULL }, 1);
+    }
+  g_free (redis->master);
+  redis->master = g_steal_pointer (&address);
+}
+
+/* SENTINEL get-master-addr-by-name: [ip, port], or nil when the sentinel
+ * does not monitor that name. */
+static void
+master_addr_cb (BsRedis *sentinel, redisReply *reply, const GError *error, gpointer user_data)
+{
+  BsRedis *redis = user_data;
+  const char *host = NULL, *port_text = NULL;
+  guint64 port = 0;
+  g_autofree char *why = NULL;
+  g_autofree char *at = NULL;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return; /* being freed */
+  redis->discovering = FALSE;
+  if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2)
+    {
+      host = bs_redis_reply_str (reply->element[0]);
+      port_text = bs_redis_reply_str (reply->element[1]);
+      if (port_text != NULL)
+        port = g_ascii_strtoull (port_text, NULL, 10);
+    }
+  if (host != NULL && *host != '\0' && port > 0 && port <= 65535)
+    {
+      if (redis->state == STATE_DISCOVERING)
+        {
+          found_master (redis, host, (guint16) port);
+          attempt_host (redis);
+        }
+      else if (redis->state == STATE_CONNECTED
+               && (g_strcmp0 (host, redis->host) != 0 || port != redis->port))
+        {
+          /* the next connect asks again, and logs and counts the switch */
+          why = g_strdup_printf ("the sentinels name %s:%u as the master now", host, (guint) port);
+          drop_connection_later (redis, why);
+        }
+      return;
+    }
+  at = bs_redis_dup_address (sentinel);
+  if (error != NULL)
+    why = g_strdup_printf ("the sentinel at %s did not answer: %s", at, error->message);
+  else
+    why = g_strdup_printf ("the sentinel at %s does not know master %s", at, redis->master_name);
+  /* the next sentinel may know better */
+  if (error == NULL || error->domain == BS_REDIS_ERROR)
+    drop_connection_later (sentinel, why);
+  if (redis->state == STATE_DISCOVERING)
+    connection_lost (redis, why);
+  else
+    g_debug ("Redis (%s): %s", redis->name, why);
+}
+
+static void
+ask_sentinel (BsRedis *redis)
+{
+  if (redis->discovering)
+    return;
+  redis->discovering = TRUE;
+  redis->next_poll = g_get_monotonic_time () + SENTINEL_POLL_MS * G_TIME_SPAN_MILLISECOND;
+  bs_redis_command (redis->sentinel, 0, master_addr_cb, redis, "SENTINEL",
+                    "get-master-addr-by-name", redis->master_name, NULL);
+}
+
+/* A sentinel connection came up: the master may be waiting for it. */
+static void
+sentinel_state_changed (BsRedis *sentinel, gboolean connected, gpointer user_data)
+{
+  BsRedis *redis = user_data;
+
+  if (connected && redis->state == STATE_DISCOVERING)
+    ask_sentinel (redis);
+}
+
+static void
+attempt (BsRedis *redis)
+{
+  if (redis->master_name == NULL)
+    {
+      attempt_host (redis);
+      return;
+    }
+  set_state (redis, STATE_DISCOVERING);
+  /* else the sentinel connection's coming up asks */
+  if (bs_redis_is_connected (redis->sentinel))
+    ask_sentinel (redis);
+}
+
 static gboolean
 retry_cb (gpointer user_data)
 {
@@ -513,7 +750,8 @@ schedule_retry (BsRedis *redis)
   if (redis->retry_id != 0)
     return;
   redis->retry_id = g_timeout_add (redis->backoff_ms, retry_cb, redis);
-  redis->backoff_ms = MIN (redis->backoff_ms * 2, BACKOFF_MAX_MS);
+  redis->backoff_ms = MIN (redis->backoff_ms * 2,
+                           redis->master_name != NULL ? BACKOFF_MAX_SENTINEL_MS : BACKOFF_MAX_MS);
 }
 
 /* Deadlines: of the connect and handshake, and of the oldest command (Redis
@@ -527,6 +765,9 @@ tick_cb (gpointer user_data)
 
   if (redis->ac == NULL || redis->drop_idle_id != 0)
     return G_SOURCE_CONTINUE;
+  if (redis->master_name != NULL && redis->state == STATE_CONNECTED && now > redis->next_poll
+      && bs_redis_is_connected (redis->sentinel))
+    ask_sentinel (redis);
   if (redis->state == STATE_CONNECTING && now > redis->connect_deadline)
     {
       g_autofree char *why
@@ -549,6 +790,8 @@ bs_redis_start (BsRedis *redis)
 {
   g_return_if_fail (redis->state == STATE_IDLE);
   redis->tick_id = g_timeout_add (TICK_MS, tick_cb, redis);
+  if (redis->sentinel != NULL)
+    bs_redis_start (redis->sentinel);
   attempt (redis);
 }
 
@@ -562,6 +805,8 @@ bs_redis_free (BsRedis *redis)
   if (redis == NULL)
     return;
   redis->state_func = NULL;
+  /* answers a SENTINEL command in flight: CANCELLED, ignored */
+  g_clear_pointer (&redis->sentinel, bs_redis_free);
   g_clear_handle_id (&redis->tick_id, g_source_remove);
   g_clear_handle_id (&redis->retry_id, g_source_remove);
   g_clear_handle_id (&redis->drop_idle_id, g_source_remove);
@@ -596,93 +841,12 @@ bs_redis_free (BsRedis *redis)
   g_free (redis->drop_reason);
   g_free (redis->refusal_logged);
   g_strfreev (redis->addresses);
+  g_strfreev (redis->rotation);
+  g_free (redis->master_name);
+  g_free (redis->master);
   g_free (redis->host);
   g_free (redis->username);
   g_free (redis->password);
   g_free (redis->name);
   g_free (redis);
-}
-
-/* ---- reading replies ------------------------------------------------------- */
-
-const char *
-bs_redis_reply_str (const redisReply *reply)
-{
-  if (reply == NULL)
-    return NULL;
-  switch (reply->type)
-    {
-      case REDIS_REPLY_STRING:
-      case REDIS_REPLY_STATUS:
-        return reply->str;
-      default:
-        return NULL;
-    }
-}
-
-const redisReply *
-bs_redis_reply_field (const redisReply *map, const char *key)
-{
-  if (map == NULL || map->type != REDIS_REPLY_ARRAY || map->elements % 2 != 0)
-    return NULL;
-  for (size_t i = 0; i < map->elements; i += 2)
-    if (g_strcmp0 (bs_redis_reply_str (map->element[i]), key) == 0)
-      return map->element[i + 1];
-  return NULL;
-}
-
-gboolean
-bs_redis_reply_integer (const redisReply *reply, long long *out)
-{
-  if (reply == NULL || reply->type != REDIS_REPLY_INTEGER)
-    return FALSE;
-  *out = reply->integer;
-  return TRUE;
-}
-
-/* A copy of a string reply; a NUL inside it becomes U+FFFD, so that the
- * C string keeps every byte after it and fails the checks a NUL would. */
-static char *
-entry_string (const redisReply *reply)
-{
-  GString *out;
-
-  if (memchr (reply->str, '\0', reply->len) == NULL)
-    return g_strndup (reply->str, reply->len);
-  out = g_string_sized_new (reply->len + 8);
-  for (size_t i = 0; i < reply->len; i++)
-    {
-      if (reply->str[i] == '\0')
-        g_string_append (out, "\xEF\xBF\xBD");
-      else
-        g_string_append_c (out, reply->str[i]);
-    }
-  return g_string_free (out, FALSE);
-}
-
-GHashTable *
-bs_redis_entry_fields (const redisReply *entry, char **id)
-{
-  const redisReply *fields;
-  g_autoptr (GHashTable) table = NULL;
-
-  if (entry == NULL || entry->type != REDIS_REPLY_ARRAY || entry->elements != 2
-      || entry->element[0]->type != REDIS_REPLY_STRING)
-    return NULL;
-  fields = entry->element[1];
-  if (fields->type != REDIS_REPLY_ARRAY || fields->elements % 2 != 0)
-    return NULL;
-  table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  for (size_t i = 0; i < fields->elements; i += 2)
-    {
-      const redisReply *key = fields->element[i];
-      const redisReply *value = fields->element[i + 1];
-
-      if (bs_redis_reply_str (key) == NULL || bs_redis_reply_str (value) == NULL)
-        return NULL;
-      g_hash_table_replace (table, entry_string (key), entry_string (value));
-    }
-  if (id != NULL)
-    *id = g_strdup (entry->element[0]->str);
-  return g_steal_pointer (&table);
 }

@@ -8,6 +8,14 @@
  * connection is re-established with exponential backoff (100 ms doubling to
  * 5 s). Going down and coming back are each logged once.
  *
+ * With sentinels (@sentinels and @master_name), @host and @port are not
+ * used: each connect asks a sentinel (one at a time, the next after a
+ * failure) for the master's address, and the handshake checks with HELLO
+ * that the server is a master (a sentinel can be behind). The connection is
+ * dropped and the master looked up again when the server answers READONLY
+ * (it was made a replica), when the sentinel names another master (asked
+ * every second while connected), or when the connection is lost.
+ *
  * Redis answers the commands of one connection in order, so a blocking
  * command (XREADGROUP ... BLOCK) delays everything queued behind it: give
  * blocking readers their own BsRedis. */
@@ -15,6 +23,9 @@
 
 #include <gio/gio.h>
 #include <hiredis/hiredis.h>
+
+#include "bs-config.h"
+#include "bs-metrics.h"
 
 G_BEGIN_DECLS
 
@@ -31,9 +42,20 @@ typedef struct
   /* A command without a reply after this (plus its own extra time) drops the
    * connection: Redis is hung or unreachable. Default 5000. */
   guint command_timeout_ms;
+  /* Sentinel: "host:port" entries (as bs_redis_parse_sentinels() checked),
+   * and the name the sentinels monitor the master by. Both or neither. */
+  const char *const *sentinels;
+  const char *master_name;
+  /* A counter with the label "connection" (redis_master_switches_total),
+   * counted on each change of master, its series at 0 from the start; may
+   * be NULL. */
+  BsMetricFamily *master_switches;
 } BsRedisOptions;
 
 void bs_redis_options_init_default (BsRedisOptions *options);
+/* Where and as whom, from REDIS_* (bs_config_get_redis()): host, port, user,
+ * password, sentinels. @options points into @config afterwards. */
+void bs_redis_options_set_config (BsRedisOptions *options, const BsConfigRedis *config);
 
 /* Called on the main loop each time the connection comes up (after AUTH)
  * and each time it is lost. */
@@ -66,6 +88,9 @@ void bs_redis_set_state_func (BsRedis *redis, BsRedisStateFunc func, gpointer us
 void bs_redis_start (BsRedis *redis);
 gboolean bs_redis_is_connected (BsRedis *redis);
 const char *bs_redis_get_name (BsRedis *redis);
+/* "host:port" of the server in use (with sentinels, the master last
+ * found); NULL before the first one is known. */
+char *bs_redis_dup_address (BsRedis *redis);
 
 /* Send one command, binary-safe: @argc arguments with their lengths
  * (@argvlen NULL: NUL-terminated strings). @extra_timeout_ms is added to
@@ -94,5 +119,19 @@ gboolean bs_redis_reply_integer (const redisReply *reply, long long *out);
  * copied as U+FFFD, never cut there); NULL if @entry has not that shape.
  * *@id is set to a copy of the entry id. */
 GHashTable *bs_redis_entry_fields (const redisReply *entry, char **id);
+
+/* ---- addresses (bs-redis-address.c) ------------------------------------- */
+
+#define BS_REDIS_SENTINEL_PORT 26379
+#define BS_REDIS_MAX_SENTINELS 16
+
+/* "host", "host:port", "[ipv6]" or "[ipv6]:port" (@default_port when no
+ * port is given). BS_ERROR_CONFIG naming @text when it is none of those. */
+gboolean bs_redis_parse_address (const char *text, guint16 default_port, char **host, guint16 *port,
+                                 GError **error);
+
+/* A comma-separated list of sentinel addresses (port 26379 by default),
+ * spaces around entries allowed: the entries, trimmed. */
+GStrv bs_redis_parse_sentinels (const char *list, GError **error);
 
 G_END_DECLS

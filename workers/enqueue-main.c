@@ -8,6 +8,7 @@
 #include "bs-config.h"
 #include "bs-idempotency-key.h"
 #include "bs-json-writer.h"
+#include "bs-redis.h"
 #include "bs-trace.h"
 
 #include <hiredis/hiredis.h>
@@ -38,7 +39,9 @@ static const char description[]
       "user, bookstore-enqueue where bookstore-setup-redis made it) and REDIS_PASSWORD_FILE\n"
       "(a file holding the password; or the credential redis-password in\n"
       "$CREDENTIALS_DIRECTORY). REDIS_PASSWORD still works but shows the password to\n"
-      "every process of the same user: prefer the file.\n"
+      "every process of the same user: prefer the file. Through Sentinel:\n"
+      "REDIS_SENTINELS (host:port,...) and REDIS_MASTER_NAME instead of REDIS_HOST and\n"
+      "REDIS_PORT; the sentinels are asked in turn where the master is.\n"
       "\n"
       "Exit status: 0 job added (with --wait: order created or replayed); 1 rejected or\n"
       "dead-lettered; 2 no result within --wait seconds; 64 usage error; 69 Redis\n"
@@ -150,11 +153,76 @@ authenticate (redisContext *redis, const BsConfigRedis *config)
 }
 
 static redisContext *
+connect_to (const char *host, guint16 port)
+{
+  struct timeval timeout = { CONNECT_TIMEOUT_S, 0 };
+  g_autoptr (redisContext) redis = redisConnectWithTimeout (host, port, timeout);
+
+  if (redis == NULL || redis->err != 0)
+    {
+      fprintf (stderr, "bookstore-enqueue: cannot connect to Redis at %s:%u: %s\n", host, port,
+               redis != NULL ? redis->errstr : "out of memory");
+      return NULL;
+    }
+  redisSetTimeout (redis, timeout);
+  return g_steal_pointer (&redis);
+}
+
+/* HELLO 2 says "role": a sentinel may name a master that is a replica now. */
+static gboolean
+is_master (redisContext *redis)
+{
+  g_autoptr (redisReply) reply = command (redis, 2, (const char *[]){ "HELLO", "2" });
+  const char *role = bs_redis_reply_str (bs_redis_reply_field (reply, "role"));
+
+  if (reply != NULL && g_strcmp0 (role, "master") != 0)
+    fprintf (stderr, "bookstore-enqueue: that Redis is a %s, not the master\n",
+             role != NULL ? role : "server of no known role");
+  return g_strcmp0 (role, "master") == 0;
+}
+
+/* The master the sentinel at @sentinel names, logged in and checked. */
+static redisContext *
+connect_master_from (const char *sentinel, const BsConfigRedis *config)
+{
+  g_autofree char *host = NULL;
+  guint16 port;
+  g_autoptr (redisContext) redis = NULL;
+  g_autoptr (redisReply) reply = NULL;
+  guint64 master_port;
+
+  if (!bs_redis_parse_address (sentinel, BS_REDIS_SENTINEL_PORT, &host, &port, NULL))
+    return NULL;
+  redis = connect_to (host, port);
+  if (redis == NULL)
+    return NULL;
+  reply = command (redis, 3,
+                   (const char *[]){ "SENTINEL", "get-master-addr-by-name", config->master_name });
+  if (reply == NULL)
+    return NULL;
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+      || bs_redis_reply_str (reply->element[0]) == NULL
+      || bs_redis_reply_str (reply->element[1]) == NULL)
+    {
+      fprintf (stderr, "bookstore-enqueue: the sentinel at %s does not know master %s\n", sentinel,
+               config->master_name);
+      return NULL;
+    }
+  master_port = g_ascii_strtoull (reply->element[1]->str, NULL, 10);
+  if (master_port == 0 || master_port > 65535)
+    return NULL;
+  g_clear_pointer (&redis, redisFree);
+  redis = connect_to (reply->element[0]->str, (guint16) master_port);
+  if (redis == NULL || !authenticate (redis, config) || !is_master (redis))
+    return NULL;
+  return g_steal_pointer (&redis);
+}
+
+static redisContext *
 connect_redis (int *status)
 {
   g_autoptr (GError) error = NULL;
   g_auto (BsConfigRedis) config = { 0 };
-  struct timeval timeout = { CONNECT_TIMEOUT_S, 0 };
   g_autoptr (redisContext) redis = NULL;
 
   if (!bs_config_get_redis (&config, &error))
@@ -166,20 +234,20 @@ connect_redis (int *status)
   if (config.env_password_ignored)
     fprintf (stderr, "bookstore-enqueue: REDIS_PASSWORD ignored: the password comes from %s\n",
              config.password_source);
-  redis = redisConnectWithTimeout (config.host, config.port, timeout);
-  if (redis == NULL || redis->err != 0)
+  *status = EXIT_UNAVAILABLE;
+  if (config.sentinels != NULL)
     {
-      fprintf (stderr, "bookstore-enqueue: cannot connect to Redis at %s:%u: %s\n", config.host,
-               config.port, redis != NULL ? redis->errstr : "out of memory");
-      *status = EXIT_UNAVAILABLE;
-      return NULL;
+      /* each sentinel in turn, until one names a master that is one */
+      for (guint i = 0; config.sentinels[i] != NULL && redis == NULL; i++)
+        redis = connect_master_from (config.sentinels[i], &config);
+      if (redis == NULL)
+        fprintf (stderr, "bookstore-enqueue: no sentinel led to the master %s\n",
+                 config.master_name);
+      return g_steal_pointer (&redis);
     }
-  redisSetTimeout (redis, timeout);
-  if (!authenticate (redis, &config))
-    {
-      *status = EXIT_UNAVAILABLE;
-      return NULL;
-    }
+  redis = connect_to (config.host, config.port);
+  if (redis == NULL || !authenticate (redis, &config))
+    return NULL;
   return g_steal_pointer (&redis);
 }
 

@@ -109,10 +109,8 @@ create_queues (WorkerApp *app)
   BsRedisOptions reader;
 
   bs_redis_options_init_default (&reader);
-  reader.host = app->config.redis.host;
-  reader.port = app->config.redis.port;
-  reader.username = app->config.redis.username;
-  reader.password = app->config.redis.password;
+  bs_redis_options_set_config (&reader, &app->config.redis);
+  reader.master_switches = app->metrics.master_switches;
   reader.command_timeout_ms = app->config.redis_timeout_ms;
   for (guint i = 0; i < N_QUEUES; i++)
     {
@@ -174,10 +172,8 @@ worker_app_new (GError **error)
   worker_metrics_init (&app->metrics, bs_service_get_metrics (app->service));
 
   bs_redis_options_init_default (&options);
-  options.host = app->config.redis.host;
-  options.port = app->config.redis.port;
-  options.username = app->config.redis.username;
-  options.password = app->config.redis.password;
+  bs_redis_options_set_config (&options, &app->config.redis);
+  options.master_switches = app->metrics.master_switches;
   options.name = COMMANDS_CONNECTION;
   options.command_timeout_ms = app->config.redis_timeout_ms;
   app->commands = bs_redis_new (&options);

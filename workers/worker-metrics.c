@@ -57,6 +57,9 @@ worker_metrics_init (WorkerMetrics *metrics, BsMetrics *registry)
                           "Entries not yet delivered to the group (XINFO GROUPS)", queue_label);
   metrics->redis_connected = bs_metrics_gauge (
       registry, "redis_connected", "1 while the Redis connection is up", connection_label);
+  metrics->master_switches
+      = bs_metrics_counter (registry, "redis_master_switches_total",
+                            "Changes of Redis master the sentinels named", connection_label);
 }
 
 void

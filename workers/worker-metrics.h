@@ -29,6 +29,7 @@ typedef struct
   BsMetricFamily *pending;         /* worker_stream_pending{queue} */
   BsMetricFamily *lag;             /* worker_stream_lag{queue} */
   BsMetricFamily *redis_connected; /* redis_connected{connection} */
+  BsMetricFamily *master_switches; /* redis_master_switches_total{connection} */
 } WorkerMetrics;
 
 void worker_metrics_init (WorkerMetrics *metrics, BsMetrics *registry);

@@ -37,6 +37,16 @@ struct _WorkerQueue
   gboolean group_ready;   /* created (or found) on the current reader connection */
   gboolean creating_group;
   gboolean reading;
+  /* After a connect to another master than before (a failover through
+   * Sentinel), the entries it holds as delivered to this consumer and not
+   * acknowledged (a job whose XACK went to the master that died; a read lost
+   * with its connection) are read again, from this id on (NULL: done): at
+   * once, not after WORKER_CLAIM_IDLE_MS. On the same server, older pending
+   * entries are left to the claimers and their idle time (a failed job
+   * waits for its retry). */
+  char *history_from;
+  char *reader_address;       /* "host:port" of the reader's last connection */
+  gboolean reading_history;   /* the read in flight is one of those */
   long long reader_client_id; /* CLIENT ID of the reader connection; 0 unknown */
   guint read_count;           /* COUNT of the read in flight: slots it may fill */
   guint claim_reserved;       /* slots an XCLAIM in flight may fill */

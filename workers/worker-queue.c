@@ -115,6 +115,8 @@ worker_queue_unref (WorkerQueue *queue)
   g_free (queue->dead_stream);
   g_free (queue->name);
   g_free (queue->consumer);
+  g_free (queue->history_from);
+  g_free (queue->reader_address);
   g_free (queue->reader_name);
   g_free (queue);
 }
@@ -139,6 +141,15 @@ reader_state_changed (BsRedis *redis, gboolean connected, gpointer user_data)
   queue->reader_client_id = 0;
   if (connected)
     {
+      g_autofree char *address = bs_redis_dup_address (redis);
+
+      /* a new master after a failover: what this consumer was given on the
+       * old one and did not acknowledge is ours to do */
+      g_clear_pointer (&queue->history_from, g_free);
+      if (queue->reader_address != NULL && g_strcmp0 (address, queue->reader_address) != 0)
+        queue->history_from = g_strdup ("0");
+      g_free (queue->reader_address);
+      queue->reader_address = g_steal_pointer (&address);
       /* for the CLIENT KILL at stop; answered before the group is created */
       bs_redis_command (queue->reader, 0, client_id_known, worker_queue_ref (queue), "CLIENT", "ID",
                         NULL);
@@ -333,10 +344,15 @@ create_group (WorkerQueue *queue)
 }
 
 /* XREADGROUP reply: [[stream, [[id, [field, value, ...]], ...]]], or nil
- * when BLOCK ran out. */
-static void
+ * when BLOCK ran out. Reading this consumer's own pending entries, an entry
+ * deleted from the stream since comes as [id, nil]: left to the claimer,
+ * which acknowledges it; one still running here is skipped. Returns the id
+ * of the last entry (owned by @reply), NULL when there was none. */
+static const char *
 take_entries (WorkerQueue *queue, const redisReply *reply)
 {
+  const char *last = NULL;
+
   for (size_t s = 0; s < reply->elements; s++)
     {
       const redisReply *stream = reply->element[s];
@@ -351,7 +367,13 @@ take_entries (WorkerQueue *queue, const redisReply *reply)
         {
           char *id = NULL;
           GHashTable *fields = bs_redis_entry_fields (entries->element[i], &id);
+          const redisReply *entry = entries->element[i];
 
+          if (entry->type == REDIS_REPLY_ARRAY && entry->elements == 2
+              && entry->element[0]->type == REDIS_REPLY_STRING)
+            last = entry->element[0]->str;
+          if (fields == NULL && queue->reading_history)
+            continue;
           if (fields == NULL)
             {
               worker_queue_log (queue, G_LOG_LEVEL_WARNING, NULL,
@@ -361,6 +383,7 @@ take_entries (WorkerQueue *queue, const redisReply *reply)
           worker_queue_start_job (queue, id, fields, 1);
         }
     }
+  return last;
 }
 
 static void
@@ -398,8 +421,16 @@ read_done (BsRedis *redis, redisReply *reply, const GError *error, gpointer user
       /* still "reading" while the jobs start: a job finishing at once must
        * not start another read before the rest of this batch has its slots.
        * Entries that come after a stop began are ours already: done too. */
-      if (reply->type == REDIS_REPLY_ARRAY)
-        take_entries (queue, reply);
+      const char *last = reply->type == REDIS_REPLY_ARRAY ? take_entries (queue, reply) : NULL;
+
+      if (queue->reading_history)
+        {
+          /* the next read goes on after the last entry, until none is left */
+          g_free (queue->history_from);
+          queue->history_from = g_strdup (last);
+          if (last == NULL)
+            g_debug ("%s: no more pending entries of this consumer", queue->stream);
+        }
       queue->reading = FALSE;
       worker_queue_read_more (queue);
     }
@@ -426,6 +457,15 @@ worker_queue_read_more (WorkerQueue *queue)
   queue->reading = TRUE;
   queue->read_count = free_slots;
   g_snprintf (count, sizeof count, "%u", free_slots);
+  queue->reading_history = queue->history_from != NULL;
+  if (queue->reading_history)
+    {
+      /* an id instead of ">": this consumer's pending entries after it */
+      bs_redis_command (queue->reader, 0, read_done, worker_queue_ref (queue), "XREADGROUP",
+                        "GROUP", WORKER_GROUP, queue->consumer, "COUNT", count, "STREAMS",
+                        queue->stream, queue->history_from, NULL);
+      return;
+    }
   g_snprintf (block, sizeof block, "%u", queue->block_ms);
   bs_redis_command (queue->reader, queue->block_ms, read_done, worker_queue_ref (queue),
                     "XREADGROUP", "GROUP", WORKER_GROUP, queue->consumer, "COUNT", count, "BLOCK",

@@ -63,10 +63,11 @@ def setup_redis(port, *args, env=None):
 
 
 class RedisServer:
-    def __init__(self, name="redis", password=None, extra_args=()):
+    def __init__(self, name="redis", password=None, extra_args=(), extra_acl=()):
         """password: the old way, `requirepass` for the default user and
         REDIS_PASSWORD for the daemons (no ACL users). extra_args: more
-        redis-server options (a TLS port, say)."""
+        redis-server options (a TLS port, say). extra_acl: more lines of the
+        ACL file (the users of replication and Sentinel)."""
         self.extra_args = [str(a) for a in extra_args]
         if not Path(REDIS_SERVER).exists():
             pytest.fail("redis-server not found (apt-get install redis-server)", pytrace=False)
@@ -77,7 +78,8 @@ class RedisServer:
         self.acl = password is None
         if self.acl:
             self.aclfile.write_text(f"user default on nopass ~* &* +@all\n"
-                                    f"user {ADMIN_USER} on >{ADMIN_PASSWORD} ~* &* +@all\n")
+                                    f"user {ADMIN_USER} on >{ADMIN_PASSWORD} ~* &* +@all\n"
+                                    + "".join(f"{line}\n" for line in extra_acl))
         _LIVE.add(self)
 
     @property
