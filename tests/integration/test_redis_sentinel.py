@@ -12,7 +12,8 @@ REDIS_MASTER_NAME, and follow it without a restart:
    replica (it answers READONLY), the daemons leave it for the new one;
 4. an entry the old master had handed to the worker's consumer and nobody
    acknowledged is done at once on the new master, not after the claim
-   idle time.
+   idle time;
+5. bookstore-enqueue asks the sentinels in turn (past one that is down).
 
 Sentinel logs in to the servers as an ACL user of its own (`sentinel
 auth-user`), the replica as a replication user (`masteruser`): with
@@ -30,8 +31,8 @@ import redis as redislib
 
 from harness import ServicePair, free_port, metric_value, parse_metrics, scaled, wait_for
 from redis_server import REDIS_SERVER, RedisServer, password_file
-from worker_harness import (EVENTS, GROUP, add_order_event, pending_count, scrape_worker,
-                            start_worker, status_sequence)
+from worker_harness import (EVENTS, GROUP, REQUESTS, add_order_event, pending_count,
+                            run_enqueue, scrape_worker, start_worker, status_sequence)
 from worker_harness import workers  # noqa: F401 - fixture
 
 MASTER_NAME = "bookstore"
@@ -341,3 +342,17 @@ def test_failover_the_worker_takes_up_its_unacknowledged_entries(cluster, worker
              message="the entry done on the new master")
     wait_for(lambda: pending_count(new, EVENTS) == 0, scaled(10), message="the entry acknowledged")
     assert w.alive()
+
+
+def test_enqueue_finds_the_master_past_a_dead_sentinel(cluster):
+    env = cluster.sentinels_env("enqueue")
+    # a sentinel that is not there first: the next ones are asked
+    env["REDIS_SENTINELS"] = f"127.0.0.1:{free_port()}," + env["REDIS_SENTINELS"]
+    status, out, err = run_enqueue(None, "--book-id", 1, "--quantity", 2, env=env)
+    assert status == 0, err
+    assert [f["quantity"] for _, f in cluster.master.client().xrange(REQUESTS)] == ["2"]
+
+    # REDIS_HOST as well: which one would win? Neither: a configuration error
+    status, _, err = run_enqueue(None, "--book-id", 1, "--quantity", 2,
+                                 env=dict(env, REDIS_HOST="127.0.0.1"))
+    assert status == 78 and "REDIS_HOST" in err, err
