@@ -121,6 +121,7 @@ def test_switchover_without_restart(clusters, manager):
         wait_for(lambda: len(load.acked) >= n_after + 5, scaled(20), message="more orders after")
 
     assert not load.problems, "\n".join(load.problems[:10])
+    assert load.refused >= 1, "no order was refused while there was no primary"
     assert (books.pid, orders.pid) == pids and books.alive() and orders.alive(), "no daemon restarted"
     assert not standby.in_recovery()
     stored = {int(x) for x in standby.psql("SELECT id FROM orders", db=primary.orders_db).split()}
