@@ -125,6 +125,15 @@ def daemon_binary(kind="books"):
     return path
 
 
+def ctl_binary():
+    """build/ctl/bookstorectl; a missing binary fails the test."""
+    path = build_dir() / "ctl" / "bookstorectl"
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(f"bookstorectl not found or not executable: {path}\n"
+                    f"build it first (ninja -C {build_dir()}) or set BOOKSTORE_BUILD_DIR", pytrace=False)
+    return path
+
+
 def time_scale():
     """How much slower the daemons run than natively: BOOKSTORE_TIME_SCALE if
     set, else 10 under BOOKSTORE_DAEMON_WRAPPER (valgrind), else 1.  Multiply

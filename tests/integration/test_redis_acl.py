@@ -299,7 +299,7 @@ def test_print_shows_the_lines_of_the_readme(redis_server):
     printed = run_setup("--print", env={"BOOKSTORE_REDIS_CREDENTIALS": "/nonexistent"}).stdout
     lines = printed.splitlines()
     assert [l.split()[2] for l in lines] == ["bookstore-orders", "bookstore-worker",
-                                             "bookstore-enqueue"]
+                                             "bookstore-enqueue", "bookstore-ctl"]
     readme = (REPO_ROOT / "README.md").read_text()
     for line in lines:
         assert line in readme, f"README.md lacks: {line}"
