@@ -317,18 +317,24 @@ handle_delete (BsRequest *request, gpointer user_data)
 
 /* ---- GET /health ---------------------------------------------------------- */
 
-/* @replica_ok: -1 without a replica. The primary decides: without it, 503;
- * with it and not the replica, 200 "degraded" (reads go to the primary). */
+/* @replica_ok: -1 without a replica. Both up: 200 "healthy". One of them
+ * away: 200 "degraded", since the catalogue can still be read (from the
+ * primary, or from the replica while the primary is away: a switchover;
+ * writes are then answered 503 one by one), so a load balancer keeps the
+ * host for GETs. Neither: 503. */
 static void
 reply_health (BsRequest *request, gboolean healthy, int replica_ok)
 {
   g_autoptr (JsonBuilder) builder = json_builder_new ();
   g_autoptr (JsonNode) body = NULL;
   const char *state = healthy ? "healthy" : "unhealthy";
+  gboolean readable = healthy || replica_ok == 1;
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "status");
-  json_builder_add_string_value (builder, healthy && replica_ok == 0 ? "degraded" : state);
+  json_builder_add_string_value (builder, !readable                    ? "unhealthy"
+                                          : healthy && replica_ok != 0 ? "healthy"
+                                                                       : "degraded");
   json_builder_set_member_name (builder, "services");
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "database");
@@ -341,7 +347,7 @@ reply_health (BsRequest *request, gboolean healthy, int replica_ok)
   json_builder_end_object (builder);
   json_builder_end_object (builder);
   body = json_builder_get_root (builder);
-  bs_request_reply_json (request, healthy ? 200 : 503, body);
+  bs_request_reply_json (request, readable ? 200 : 503, body);
 }
 
 /* Each ping's answer; the reply once both are in. The context is shared

@@ -173,7 +173,7 @@ def test_a_host_killed_under_load_fails_no_get(cluster):
     load.start()
     time.sleep(scaled(1))
     books[1].kill()
-    time.sleep(scaled(4))  # HAProxy takes it out after 2 failed checks a second apart
+    time.sleep(scaled(4))  # HAProxy takes it out within 3 s (3 failed checks)
     load.stop()
     assert load.failed == [], f"{len(load.failed)} failed of {load.ok + len(load.failed)}: " \
                               f"{load.failed[:5]}"

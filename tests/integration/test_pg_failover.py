@@ -236,13 +236,36 @@ def test_reads_from_the_replica(clusters, manager):
     standby.start()
     wait_for(lambda: requests.get(books.url("/health"), timeout=5).json().get("status") == "healthy",
              RECOVERY_BOUND, message="the replica back in /health")
-    wait_for(lambda: replica_reads(standby, db) >= 1, RECOVERY_BOUND, message="the replica's pool back")
+    # every event loop's replica connection back (BOOKS_DB_READ_POOL_SIZE=2):
+    # a loop without one reads from the primary
+    wait_for(lambda: replica_reads(standby, db) >= 2, RECOVERY_BOUND, message="the replica's pool back")
     standby.wait_replayed(primary)
     standby.psql("SELECT pg_wal_replay_pause()")
     late = books.api.create_book(title="Late")
     assert_status(requests.get(books.url(f"/v1/books/{late['id']}"), timeout=CLIENT_TIMEOUT), 404)
     assert_status(requests.get(books.url(f"/v1/books/{created['id']}"), timeout=CLIENT_TIMEOUT), 200)
     standby.psql("SELECT pg_wal_replay_resume()")
+
+    # the primary away, the replica up (a switchover): GETs go on from the
+    # replica and /health stays 200 "degraded", so a load balancer keeps the
+    # host for reads (tests/cluster, scenario 3); writes are refused
+    standby.wait_replayed(primary)
+    primary.stop("fast")
+    try:
+        wait_for(lambda: requests.get(books.url("/health"), timeout=5).json()["services"]["database"] == "unhealthy",
+                 scaled(15), message="the primary away in /health")
+        health = requests.get(books.url("/health"), timeout=5)
+        assert_status(health, 200)
+        assert health.json() == {"status": "degraded",
+                                 "services": {"database": "unhealthy", "database_replica": "healthy"}}
+        for _ in range(10):
+            assert_status(requests.get(books.url(f"/v1/books/{late['id']}"), timeout=CLIENT_TIMEOUT), 200)
+            assert_status(requests.get(books.url("/v1/books"), timeout=CLIENT_TIMEOUT), 200)
+        resp = requests.post(books.url("/v1/books"), json={"title": "No primary", "author": "A", "price": "1.00"},
+                             timeout=CLIENT_TIMEOUT)
+        assert_status(resp, 503)
+    finally:
+        primary.start()
 
 
 def test_host_names_looked_up_off_the_loop(clusters, manager):
