@@ -925,6 +925,34 @@ else
     "$(cin journalctl "REQUEST_ID=$REQUEST_ID" -o json --no-pager 2>&1 | jq -c '{_SYSTEMD_UNIT, MESSAGE}' 2>&1)"
 fi
 
+section "one trace through the three units (journalctl TRACE_ID=)"
+TRACE_ID=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+http POST "$ORDERS/v1/orders" -H 'Content-Type: application/json' \
+  -H "traceparent: 00-$TRACE_ID-00f067aa0ba902b7-01" -d "{\"book_id\": $BOOK_ID, \"quantity\": 1}"
+[[ $HTTP_STATUS == 201 ]] || fail bookstore-orders "POST :8082/v1/orders with a traceparent → 201" "$(show_http)"
+trace_units() {
+  cin journalctl "TRACE_ID=$TRACE_ID" -o json --no-pager | jq -r '._SYSTEMD_UNIT' | sort -u | paste -sd ' '
+}
+three_units() {
+  [[ $(trace_units) == "bookstore-books.service bookstore-orders.service bookstore-worker.service" ]]
+}
+if wait_until 30 three_units; then
+  ok "journalctl TRACE_ID=$TRACE_ID: $(cin journalctl "TRACE_ID=$TRACE_ID" -o json --no-pager |
+    jq -r '._SYSTEMD_UNIT | sub(".service$"; "")' | uniq | paste -sd ' ' | sed 's/ / → /g')"
+else
+  fail "" "journalctl TRACE_ID= finds the order in books, orders and the worker" \
+    "units: $(trace_units)"
+fi
+
+section "bookstorectl status on the packaged system"
+out=$(CIN_TIMEOUT=30 cin bookstorectl status --json 2>&1) && rc=0 || rc=$?
+if [[ $rc == 0 ]] && jq -e '.healthy and .units.available and (.units.units | length >= 3)
+    and all(.units.units[]; .active_state == "active")' <<<"$out" >/dev/null 2>&1; then
+  ok "bookstorectl status --json: exit 0, $(jq -r '.units.units | map("\(.name) \(.active_state)") | join(", ")' <<<"$out")"
+else
+  fail "" "bookstorectl status --json exits 0 with JSON" "exit $rc: $(head -c 2000 <<<"$out")"
+fi
+
 # --- monitoring ---------------------------------------------------------------------------------
 
 section "monitoring: the packaged Prometheus configuration against the packaged services"
