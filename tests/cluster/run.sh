@@ -10,6 +10,10 @@
 #   db1   10.77.0.21  PostgreSQL primary, Redis master, a Sentinel
 #   db2   10.77.0.22  PostgreSQL streaming replica, Redis replica, a Sentinel
 #
+# Redis runs with the default user off: an administrator, replication and
+# Sentinel users, and bookstore-setup-redis's users for Orders and the worker
+# on both servers. README "Several hosts: what goes where" describes it all.
+#
 # Under steady load through HAProxy from the test's namespace (tests/cluster/
 # load.py: GETs, and orders with an Idempotency-Key retried on errors and
 # timeouts with the same key), it runs the scenarios and after each compares the
@@ -406,15 +410,29 @@ CONF
   sh_on "$1" 'printf "host all all %s.0/24 trust\nhost replication all %s.0/24 trust\n" "$1" "$1" \
     >>/etc/postgresql/$2/main/pg_hba.conf' "$NET" "$PG_MAJOR"
 }
+# Redis with the default user off, as the README advises: an administrator,
+# the replication and Sentinel users of Redis' documentation, and (later,
+# bookstore-setup-redis from app1) one user per program, on both servers
+# (ACL users are not replicated)
+random_hex() { od -An -v -tx1 -N16 /dev/urandom | tr -d ' \n'; }
+REDIS_ADMIN_PW=$(random_hex) REDIS_REPL_PW=$(random_hex) REDIS_SENTINEL_PW=$(random_hex)
 redis_conf() { # HOST [REPLICAOF]
-  sh_on "$1" 'printf "bind 0.0.0.0\nprotected-mode no\n%s\n" "${1:+replicaof $1 6379}" >>/etc/redis/redis.conf' "${2:-}"
+  sh_on "$1" 'printf "%s\n" "bind 0.0.0.0" "protected-mode no" "user default off" \
+    "user admin on >$2 ~* &* +@all" "user replicator on >$3 +psync +replconf +ping" \
+    "user sentinel on >$4 allchannels +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill" \
+    "masteruser replicator" "masterauth $3" ${1:+"replicaof $1 6379"} >>/etc/redis/redis.conf' \
+    "${2:-}" "$REDIS_ADMIN_PW" "$REDIS_REPL_PW" "$REDIS_SENTINEL_PW"
+}
+rcli() { # HOST ARGS...: redis-cli there as the administrator
+  on "$1" env REDISCLI_AUTH="$REDIS_ADMIN_PW" redis-cli --no-auth-warning --user admin "${@:2}"
 }
 sentinel_conf() { # HOST: monitor db1's Redis as "bookstore", quorum 2 of 3
   sh_on "$1" 'sed -i "/^sentinel .*mymaster/d; /^bind /d; /^protected-mode /d" /etc/redis/sentinel.conf &&
     printf "%s\n" "bind 0.0.0.0" "protected-mode no" "sentinel monitor bookstore $1 6379 2" \
       "sentinel down-after-milliseconds bookstore 2000" "sentinel failover-timeout bookstore 10000" \
-      "sentinel parallel-syncs bookstore 1" >>/etc/redis/sentinel.conf &&
-    systemctl enable redis-sentinel 2>/dev/null && systemctl restart redis-sentinel' "${ADDR[db1]}"
+      "sentinel parallel-syncs bookstore 1" "sentinel auth-user bookstore sentinel" \
+      "sentinel auth-pass bookstore $2" >>/etc/redis/sentinel.conf &&
+    systemctl enable redis-sentinel 2>/dev/null && systemctl restart redis-sentinel' "${ADDR[db1]}" "$REDIS_SENTINEL_PW"
 }
 pg_conf db1
 redis_conf db1
@@ -448,10 +466,12 @@ replicating() {
 }
 if wait_until 30 replicating; then ok "db1 streams to db2 (pg_stat_replication)"; else fail "db1 streams to db2"; fi
 expect_eq "db2 is in recovery (a hot standby)" t "$(as_pg db2 -c 'SELECT pg_is_in_recovery()' 2>&1)"
-redis_role() { on "$1" redis-cli -h 127.0.0.1 ROLE 2>/dev/null | head -n 1; }
-wait_until 20 eval '[[ $(on db2 redis-cli INFO replication | tr -d "\r" | grep "^master_link_status:") == master_link_status:up ]]' || true
+redis_role() { rcli "$1" ROLE 2>/dev/null | head -n 1; }
+wait_until 20 eval '[[ $(rcli db2 INFO replication | tr -d "\r" | grep "^master_link_status:") == master_link_status:up ]]' || true
 expect_eq "Redis: db1 master, db2 replica with its link up" "master slave up" \
-  "$(redis_role db1) $(redis_role db2) $(on db2 redis-cli INFO replication | tr -d '\r' | sed -n 's/^master_link_status://p')"
+  "$(redis_role db1) $(redis_role db2) $(rcli db2 INFO replication | tr -d '\r' | sed -n 's/^master_link_status://p')"
+check "Redis: the default user is off (PING without a login refused)" \
+  sh_on db1 'redis-cli PING 2>&1 | grep -E "NOAUTH|WRONGPASS"'
 sentinel_master() { on "$1" redis-cli -p 26379 SENTINEL get-master-addr-by-name bookstore 2>/dev/null | head -n 1; }
 sentinels_agree() { # EXPECTED: every sentinel names it, and each knows the other two
   local h
@@ -480,6 +500,22 @@ for h in app1 app2; do
     die "installing the packages on $h failed"
   fi
 done
+# Redis users for Orders and the worker, made from app1 on both servers
+# (the same passwords), then app1's credentials and drop-ins copied to app2
+for h in db1 db2; do
+  if on app1 env REDISCLI_AUTH="$REDIS_ADMIN_PW" bookstore-setup-redis --host "${ADDR[$h]}" \
+    --admin-user admin orders worker >>"$LOGS/setup-redis.log" 2>&1; then
+    ok "bookstore-setup-redis --host ${ADDR[$h]} --admin-user admin orders worker (on app1)"
+  else
+    fail "bookstore-setup-redis against $h" "$(cat "$LOGS/setup-redis.log")"
+  fi
+done
+cp -a "/proc/${LEADER[app1]}/root/etc/bookstore/redis" "/proc/${LEADER[app2]}/root/etc/bookstore/"
+for d in bookstore-orders.service.d bookstore-worker.service.d bookstore-worker@.service.d; do
+  mkdir -p "/proc/${LEADER[app2]}/root/etc/systemd/system/$d"
+  cp -a "/proc/${LEADER[app1]}/root/etc/systemd/system/$d/redis-user.conf" "/proc/${LEADER[app2]}/root/etc/systemd/system/$d/"
+done
+on app2 systemctl daemon-reload
 # one set of tokens for the cluster: app1's, copied to app2
 rm -rf "/proc/${LEADER[app2]}/root/etc/bookstore/tokens"
 cp -a "/proc/${LEADER[app1]}/root/etc/bookstore/tokens" "/proc/${LEADER[app2]}/root/etc/bookstore/tokens"
@@ -525,6 +561,15 @@ for h in app1 app2; do
       "$(for p in 8001 8082 9100; do in_ns curl -s --max-time 2 "http://${ADDR[$h]}:$p/health"; echo; done
         on "$h" journalctl -u 'bookstore-*' -n 40 --no-pager -o cat)"
   fi
+done
+logged_in() { # HOST: Orders and the worker logged in to Redis as their own users
+  local j
+  j=$(on "$1" journalctl -u bookstore-orders -u bookstore-worker -o cat --no-pager)
+  grep ":6379 as bookstore-orders" <<<"$j" >/dev/null && grep ":6379 as bookstore-worker" <<<"$j" >/dev/null
+}
+for h in app1 app2; do
+  check "$h: Orders and the worker logged in to Redis as bookstore-orders and bookstore-worker" \
+    wait_until 10 logged_in "$h"
 done
 ADMIN_TOKEN=$(cat "/proc/${LEADER[app1]}/root/etc/bookstore/tokens/admin.token")
 
@@ -616,7 +661,7 @@ expect_eq "0 failed GETs through HAProxy during the rolling restart" 0 "$(jq -r 
 end_scenario
 
 scenario "2 app2 killed" "2. app2 killed: HAProxy drops it, app1's worker takes its pending entries"
-redis_on_master() { on db1 redis-cli "$@"; } # db1 is the master until scenario 4
+redis_on_master() { rcli db1 "$@"; } # db1 is the master until scenario 4
 pending_of() { # CONSUMER: entries of bookstore:orders:events delivered to it and not acknowledged
   redis_on_master XPENDING bookstore:orders:events bookstore-workers - + 10000 "$1" | awk 'NR % 4 == 1' | grep -c . || true
 }
@@ -682,6 +727,7 @@ expect_eq "Books GETs while the primary was away (from the replica): 0 failed of
 expect_eq "no daemon restarted on app1 (main pids and NRestarts unchanged)" "$pids_before" "$(main_pids app1)"
 end_scenario "$rec"
 
+expect_eq "no ACL refusal on db1's Redis so far (ACL LOG)" "" "$(rcli db1 ACL LOG | head -n 20)"
 scenario "4 Redis failover" "4. Redis master killed: Sentinel fails over to db2"
 pids_before=$(main_pids app1)
 t_kill=$(now)
@@ -715,6 +761,7 @@ else
   fail "orders created after the kill are completed within 30 s"
 fi
 expect_eq "no daemon restarted on app1 (main pids and NRestarts unchanged)" "$pids_before" "$(main_pids app1)"
+expect_eq "no ACL refusal on db2's Redis, the new master (ACL LOG)" "" "$(rcli db2 ACL LOG | head -n 20)"
 end_scenario "$flow"
 
 stop_load
