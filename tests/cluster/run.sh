@@ -651,7 +651,16 @@ end_scenario() {
 scenario "1 rolling restart" "1. rolling restart: app1, then app2 (systemctl restart bookstore.target)"
 for h in app1 app2; do
   t=$(now)
+  pids_before=$(on "$h" systemctl show -P MainPID "${SERVICES[@]}" | grep . | paste -sd ' ')
   check "$h: systemctl restart bookstore.target" on "$h" systemctl restart bookstore.target
+  pids_after=$(on "$h" systemctl show -P MainPID "${SERVICES[@]}" | grep . | paste -sd ' ')
+  read -r -a before <<<"$pids_before"
+  read -r -a after <<<"$pids_after"
+  for i in "${!SERVICES[@]}"; do
+    [[ ${before[$i]} != "${after[$i]:-}" && ${after[$i]:-0} != 0 ]] ||
+      fail "$h: ${SERVICES[$i]} restarted" "main pid ${before[$i]} → ${after[$i]:-?}"
+  done
+  info "$h: main pids $pids_before → $pids_after"
   if wait_until 60 app_healthy "$h"; then ok "$h healthy again after $(secs "$t" "$(now)") s"
   else fail "$h healthy again within 60 s"; fi
   sleep 3 # HAProxy takes it back after two good checks a second apart
