@@ -234,7 +234,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 [[ $(id -u) -eq 0 ]] || die "run as root (debootstrap, ip netns, systemd-nspawn and nsenter need it)"
-for tool in debootstrap systemd-nspawn nsenter ip jq /usr/bin/python3; do
+for tool in debootstrap systemd-nspawn nsenter ip jq curl pgrep /usr/bin/python3; do
   command -v "$tool" >/dev/null || die "$tool is missing (tests/system/run.sh installs the host tools)"
 done
 WORK=$(mktemp -d /tmp/bookstore-cluster.XXXXXX)
