@@ -75,14 +75,11 @@ def log(msg):
 
 class DurableRedis(RedisServer):
     """Redis with an append-only file, as a packaged Redis keeps its data: a
-    restart (SIGTERM, then start) loses nothing."""
+    restart (SIGTERM, then start) loses nothing. Its users are the harness's
+    (an ACL user per program, default off)."""
 
-    def _spawn(self, port):
-        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no",
-                "--dir", str(self.base), "--logfile", str(self.logfile), "--protected-mode", "no"]
-        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+    def __init__(self, name):
+        super().__init__(name, extra_args=["--appendonly", "yes", "--appendfsync", "everysec"])
 
 
 class Tally:
@@ -131,7 +128,7 @@ class Soak:
         self.manager = DaemonManager(self.pg, self.outdir / "logs")
         (self.outdir / "logs").mkdir(parents=True, exist_ok=True)
         self.pair = ServicePair(self.manager, orders_env={
-            **self.redis.env(), "ORDERS_STREAM_RETENTION_MS": RETENTION_MS})
+            **self.redis.env("orders"), "ORDERS_STREAM_RETENTION_MS": RETENTION_MS})
         self.worker_env = {"ORDERS_API_URL": self.pair.orders.url(), "WORKER_NAME": "soak-worker",
                            "WORKER_STREAM_RETENTION_MS": RETENTION_MS, "WORKER_DONE_TTL_S": DONE_TTL_S,
                            "WORKER_RESULTS_MAX_ENTRIES": 20000, "WORKER_STOCK_LIMIT": STOCK_LIMIT,
@@ -153,9 +150,11 @@ class Soak:
 
     def stop_stack(self):
         try:
-            self.manager.cleanup()
+            if getattr(self, "manager", None) is not None:
+                self.manager.cleanup()
         finally:
-            self.redis.destroy()
+            if getattr(self, "redis", None) is not None:
+                self.redis.destroy()
             self.pg.destroy()
 
     def elapsed(self):
@@ -253,7 +252,7 @@ class Soak:
     def job_traffic(self):
         rng = random.Random()
         env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_")}
-        env.update(self.redis.env())
+        env.update(self.redis.env("enqueue"))
 
         def one():
             key = f"job-{uuid.uuid4()}"
