@@ -253,8 +253,9 @@ ctl_http_get (Ctl *ctl, const char *url, const char *token, char **body, char **
       return 0;
     }
   g_main_context_push_thread_default (context);
+  /* no proxy: the services are reached directly, whatever http_proxy says */
   session = soup_session_new_with_options ("timeout", (ctl->timeout_ms + 999) / 1000, "user-agent",
-                                           "bookstorectl", NULL);
+                                           "bookstorectl", "proxy-resolver", NULL, NULL);
   if (token != NULL)
     {
       g_autofree char *value = g_strconcat ("Bearer ", token, NULL);

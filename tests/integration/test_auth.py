@@ -15,7 +15,7 @@ import socket
 import pytest
 
 from harness import (EX_CONFIG, ServicePair, assert_error, assert_status, free_port,
-                     metric_value, scrape, wait_for)
+                     metric_value, scaled, scrape, wait_for)
 from worker_harness import add_job, start_worker, wait_result
 from worker_harness import redis_server, rc, workers  # noqa: F401 - fixtures
 
@@ -267,7 +267,9 @@ def test_credential_api_tokens(odaemons, tmp_path):
     resp = books.api.post("/v1/books", json={"title": "C", "author": "A", "price": "1.00"},
                           headers={"Authorization": f"Bearer {token}"})
     assert_status(resp, 201)
-    assert any(r.get("AUTH_SUBJECT") == "ops" for r in books.access_records())
+    # the access record is written once the response went out
+    wait_for(lambda: any(r.get("AUTH_SUBJECT") == "ops" for r in books.access_records()),
+             scaled(5), message="the access record with AUTH_SUBJECT=ops")
 
 
 def test_without_tokens_writes_are_open_and_the_log_says_so(odaemons):

@@ -214,10 +214,11 @@ def test_orders_reaches_books_over_https(odaemons, pki):
     books = start_https(odaemons, pki)
     book = requests.post(https(books, "/v1/books"), verify=str(pki.ca), timeout=scaled(10),
                          json={"title": "Fetched over TLS", "author": "B", "price": "7.25"}).json()
-    orders = odaemons.start_orders(books_url=f"https://localhost:{books.port}",
-                                   env={"BOOKS_CA_FILE": str(pki.ca)})
+    # a first handshake can be slow in sanitizer builds: a generous call deadline
+    orders = odaemons.start_orders(books_url=f"https://localhost:{books.port}", wait="database",
+                                   env={"BOOKS_CA_FILE": str(pki.ca), "BOOKS_TIMEOUT_MS": "20000"})
     resp = requests.post(orders.url("/v1/orders"), json={"book_id": book["id"], "quantity": 2},
-                         timeout=scaled(10))
+                         timeout=scaled(30))
     assert_status(resp, 201)
     assert resp.json()["book_title"] == "Fetched over TLS", describe(resp)
     assert Decimal(str(resp.json()["total_price"])) == Decimal("14.50"), describe(resp)
