@@ -1108,13 +1108,10 @@ bs_http_server_set_auth (BsHttpServer *server, BsAuth *auth, BsMetrics *metrics)
 }
 
 void
-bs_http_server_set_rate_limit (BsHttpServer *server, BsRateLimit *limit, BsAddressSet *proxies,
-                               BsMetrics *metrics)
+bs_http_server_set_rate_limit (BsHttpServer *server, BsRateLimit *limit, BsMetrics *metrics)
 {
   g_clear_pointer (&server->rate_limit, bs_rate_limit_unref);
-  g_clear_pointer (&server->proxies, bs_address_set_unref);
   server->rate_limit = limit != NULL ? bs_rate_limit_ref (limit) : NULL;
-  server->proxies = proxies != NULL ? bs_address_set_ref (proxies) : NULL;
   server->rate_limited_total = bs_metrics_counter (
       metrics, "http_rate_limited_total",
       "Writes refused with 429 because their client was over RATE_LIMIT_WRITES.", NULL);

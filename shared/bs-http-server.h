@@ -85,10 +85,9 @@ void bs_http_server_set_auth (BsHttpServer *server, BsAuth *auth, BsMetrics *met
 /* Limit the writes (POST, PUT, PATCH, DELETE) of each client to @limit
  * (shared by every loop; NULL: none): over it, 429 with Retry-After before
  * a handler runs. The client is the peer, or from X-Forwarded-For when the
- * peer is one of @proxies (may be NULL). Counted in @metrics
- * (http_rate_limited_total). Call before listening. */
-void bs_http_server_set_rate_limit (BsHttpServer *server, BsRateLimit *limit, BsAddressSet *proxies,
-                                    BsMetrics *metrics);
+ * peer is a trusted proxy (bs_http_server_set_trusted_proxies()). Counted
+ * in @metrics (http_rate_limited_total). Call before listening. */
+void bs_http_server_set_rate_limit (BsHttpServer *server, BsRateLimit *limit, BsMetrics *metrics);
 
 /* The proxies whose X-Forwarded-For names the client, for the access
  * records' CLIENT_ADDRESS= and the rate limit; NULL or empty: none. */

@@ -139,8 +139,7 @@ add_rate_limit (BsService *service)
 {
   RateLimitGauge *gauge = g_new0 (RateLimitGauge, 1);
 
-  bs_http_server_set_rate_limit (service->server, service->rate_limit, service->proxies,
-                                 service->metrics);
+  bs_http_server_set_rate_limit (service->server, service->rate_limit, service->metrics);
   gauge->limit = bs_rate_limit_ref (service->rate_limit);
   gauge->clients = bs_metrics_gauge (
       service->metrics, "http_rate_limit_clients",
@@ -323,8 +322,7 @@ loop_start (gpointer user_data, GError **error)
   if (service->auth != NULL)
     bs_http_server_set_auth (loop->server, service->auth, loop->metrics);
   if (service->rate_limit != NULL)
-    bs_http_server_set_rate_limit (loop->server, service->rate_limit, service->proxies,
-                                   loop->metrics);
+    bs_http_server_set_rate_limit (loop->server, service->rate_limit, loop->metrics);
   bs_http_server_set_trusted_proxies (loop->server, service->proxies);
   if (service->tls != NULL)
     bs_http_server_set_tls (loop->server, service->tls, loop->metrics);
