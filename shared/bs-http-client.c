@@ -20,15 +20,22 @@ struct _BsHttpClient
   char *base_url; /* without a trailing '/' */
 };
 
+/* A call's task is returned exactly once: by libsoup's answer, or by the
+ * deadline or the caller's cancellation, whichever comes first. libsoup
+ * 3.2.3 does not always finish a cancelled message (one waiting for a
+ * connection is not looked at again until a connection frees up), so a
+ * deadline that waited for libsoup's callback would not be one. */
 typedef struct
 {
+  GTask *task;           /* not a reference: the task owns this */
+  GMainContext *context; /* where the call was made, and is finished */
   SoupMessage *msg;
   GCancellable *call_cancellable; /* cancelled by the deadline or by the caller's */
   GCancellable *caller_cancellable;
   gulong caller_handler;
   guint deadline_id;
   guint timeout_ms;
-  gboolean timed_out;
+  gboolean returned;
   char *url;
   GInputStream *body_stream;
   GByteArray *body; /* read so far, at most BS_HTTP_CLIENT_MAX_BODY */
@@ -37,7 +44,7 @@ typedef struct
 static void
 call_free (Call *call)
 {
-  g_clear_handle_id (&call->deadline_id, bs_source_remove);
+  g_clear_pointer (&call->context, g_main_context_unref);
   if (call->caller_handler != 0)
     g_cancellable_disconnect (call->caller_cancellable, call->caller_handler);
   g_clear_object (&call->caller_cancellable);
@@ -139,59 +146,79 @@ bs_http_client_get_base_url (BsHttpClient *client)
   return client->base_url;
 }
 
+/* Ends the call: its task returns @error (owned), or the response when
+ * @error is NULL. Nothing once it has ended already. */
+static void
+call_return (Call *call, GError *error)
+{
+  BsHttpResponse *response;
+
+  if (call->returned)
+    {
+      g_clear_error (&error);
+      return;
+    }
+  call->returned = TRUE;
+  g_clear_handle_id (&call->deadline_id, bs_source_remove);
+  if (call->caller_handler != 0) /* from here on, the task may go at any time */
+    g_cancellable_disconnect (call->caller_cancellable, call->caller_handler);
+  call->caller_handler = 0;
+  if (error != NULL)
+    {
+      g_task_return_error (call->task, error);
+      return;
+    }
+  response = g_new0 (BsHttpResponse, 1);
+  response->status = soup_message_get_status (call->msg);
+  response->body = g_byte_array_free_to_bytes (g_steal_pointer (&call->body));
+  response->headers = soup_message_headers_ref (soup_message_get_response_headers (call->msg));
+  g_task_return_pointer (call->task, response, (GDestroyNotify) bs_http_response_free);
+}
+
 static gboolean
 deadline_reached (gpointer user_data)
 {
   Call *call = user_data;
 
   call->deadline_id = 0;
-  call->timed_out = TRUE;
   g_cancellable_cancel (call->call_cancellable);
+  call_return (call, g_error_new (BS_ERROR, BS_ERROR_TIMEOUT, "%s: no answer within %u ms",
+                                  call->url, call->timeout_ms));
   return G_SOURCE_REMOVE;
 }
 
 static gboolean
 cancel_call (gpointer user_data)
 {
-  g_cancellable_cancel (G_CANCELLABLE (user_data));
+  Call *call = g_task_get_task_data (G_TASK (user_data));
+
+  g_cancellable_cancel (call->call_cancellable);
+  call_return (call, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "call cancelled"));
   return G_SOURCE_REMOVE;
 }
 
-/* Not cancelled right here: finishing the call can free it, and
- * g_cancellable_disconnect() from inside this signal would deadlock. */
+/* Not finished right here, but from the call's own loop: finishing the call
+ * can free it, g_cancellable_disconnect() from inside this signal would
+ * deadlock, and the caller's cancellable may be cancelled from any thread. */
 static void
 caller_cancelled (GCancellable *caller, gpointer user_data)
 {
-  g_idle_add_full (G_PRIORITY_DEFAULT, cancel_call, g_object_ref (user_data), g_object_unref);
+  Call *call = g_task_get_task_data (G_TASK (user_data));
+
+  bs_invoke_on (call->context, cancel_call, g_object_ref (user_data), g_object_unref);
 }
 
-/* The call failed: say how, in our terms. */
+/* The transfer failed: say how, in our terms. */
 static void
 return_transport_error (GTask *task, GError *error)
 {
   Call *call = g_task_get_task_data (task);
 
-  if (call->timed_out)
-    g_task_return_new_error (task, BS_ERROR, BS_ERROR_TIMEOUT, "%s: no answer within %u ms",
-                             call->url, call->timeout_ms);
-  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    g_task_return_error (task, g_error_copy (error));
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    call_return (call, g_error_copy (error));
   else
-    g_task_return_new_error (task, BS_ERROR, BS_ERROR_UNAVAILABLE, "%s: %s", call->url,
-                             error->message);
-}
-
-static void
-return_response (GTask *task)
-{
-  Call *call = g_task_get_task_data (task);
-  BsHttpResponse *response = g_new0 (BsHttpResponse, 1);
-
-  g_clear_handle_id (&call->deadline_id, bs_source_remove);
-  response->status = soup_message_get_status (call->msg);
-  response->body = g_byte_array_free_to_bytes (g_steal_pointer (&call->body));
-  response->headers = soup_message_headers_ref (soup_message_get_response_headers (call->msg));
-  g_task_return_pointer (task, response, (GDestroyNotify) bs_http_response_free);
+    call_return (call,
+                 g_error_new (BS_ERROR, BS_ERROR_UNAVAILABLE, "%s: %s", call->url, error->message));
 }
 
 static void read_more (GTask *task);
@@ -207,6 +234,8 @@ chunk_read (GObject *source, GAsyncResult *result, gpointer user_data)
   gsize len = 0;
   gconstpointer data;
 
+  if (call->returned)
+    return; /* the deadline or the caller ended it */
   if (chunk == NULL)
     {
       return_transport_error (task, error);
@@ -215,14 +244,14 @@ chunk_read (GObject *source, GAsyncResult *result, gpointer user_data)
   data = g_bytes_get_data (chunk, &len);
   if (len == 0)
     {
-      return_response (task);
+      call_return (call, NULL);
       return;
     }
   if (call->body->len + len > BS_HTTP_CLIENT_MAX_BODY)
     {
-      g_task_return_new_error (task, BS_ERROR, BS_ERROR_BAD_GATEWAY,
-                               "%s: answer larger than %d bytes", call->url,
-                               BS_HTTP_CLIENT_MAX_BODY);
+      call_return (call,
+                   g_error_new (BS_ERROR, BS_ERROR_BAD_GATEWAY, "%s: answer larger than %d bytes",
+                                call->url, BS_HTTP_CLIENT_MAX_BODY));
       return;
     }
   g_byte_array_append (call->body, data, len);
@@ -247,9 +276,10 @@ sent (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
 
   call->body_stream = soup_session_send_finish (SOUP_SESSION (source), result, &error);
-  if (call->body_stream == NULL)
+  if (call->body_stream == NULL || call->returned)
     {
-      return_transport_error (task, error);
+      if (call->body_stream == NULL)
+        return_transport_error (task, error);
       g_object_unref (task);
       return;
     }
@@ -274,6 +304,8 @@ bs_http_client_request_async (BsHttpClient *client, const char *method, const ch
   /* the call reports cancellation itself, with the right error */
   g_task_set_check_cancellable (task, FALSE);
   call = g_new0 (Call, 1);
+  call->task = task;
+  call->context = g_main_context_ref_thread_default ();
   g_task_set_task_data (task, call, (GDestroyNotify) call_free);
   call->url = g_strconcat (client->base_url, path, NULL);
   call->timeout_ms = timeout_ms;
@@ -296,8 +328,8 @@ bs_http_client_request_async (BsHttpClient *client, const char *method, const ch
   if (cancellable != NULL)
     {
       call->caller_cancellable = g_object_ref (cancellable);
-      call->caller_handler = g_cancellable_connect (cancellable, G_CALLBACK (caller_cancelled),
-                                                    call->call_cancellable, NULL);
+      call->caller_handler
+          = g_cancellable_connect (cancellable, G_CALLBACK (caller_cancelled), task, NULL);
     }
   call->deadline_id = bs_timeout_add (MAX (timeout_ms, 1), deadline_reached, call);
   soup_session_send_async (client->session, call->msg, G_PRIORITY_DEFAULT, call->call_cancellable,

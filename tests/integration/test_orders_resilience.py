@@ -294,6 +294,35 @@ def test_books_hangs_timeout_holds_and_circuit_opens(odaemons, stub):
     assert without_redis(resp.json()) == BOOKS_DOWN, describe(resp)
 
 
+def test_timeout_holds_for_a_call_waiting_for_a_connection(odaemons, stub):
+    """BOOKS_TIMEOUT_MS covers the wait for a connection too. libsoup 3.2.3
+    does not look at a cancelled message that waits for a connection until
+    one frees up: here the only connection is held by Orders' own health
+    check of Books (1 s), and the order must still end at its deadline."""
+    stub.mode = "hang"
+    timeout_s = 0.3 * SCALE
+    orders = odaemons.start_orders(
+        books_url=stub.url(), wait="database",
+        env={"BOOKS_TIMEOUT_MS": int(timeout_s * 1000), "BOOKS_MAX_CONNECTIONS": 1,
+             "BOOKS_MAX_WAITING": 4, "BOOKS_CIRCUIT_FAILURE_THRESHOLD": 100, "ORDERS_THREADS": 1})
+    api = OrdersApi(orders.url())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        time.sleep(1.2 * SCALE)  # the health checks of the start-up have timed out
+        checks = stub.health_requests
+        health = pool.submit(get_health, orders)
+        wait_for(lambda: stub.health_requests > checks, scaled(3), message="the health check at Books")
+        resp, took = timed_post(api, 1)
+        assert_503_with_retry_after(resp)
+        assert "no answer within" in resp.json()["message"], describe(resp)
+        if SCALE == 1:  # under valgrind the deadline outlasts the health check's
+            assert took < 0.8, f"the order waited {took:.2f}s, for the health check's connection"
+        assert_status(health.result(timeout=scaled(10)), 503)
+    # the call that never got a connection is gone: nothing left in flight
+    stub.mode = "ok"
+    resp, _ = timed_post(api, 1)
+    assert_status(resp, 201)
+
+
 def test_health_answers_fast_while_books_hangs(odaemons, stub):
     """Even with a long BOOKS_TIMEOUT_MS and the circuit closed, /health gives
     up on Books after ~1 s; concurrent checks too."""
