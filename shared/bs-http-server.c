@@ -257,28 +257,49 @@ is_write (const char *method)
          || g_strcmp0 (method, "PATCH") == 0 || g_strcmp0 (method, "DELETE") == 0;
 }
 
+/* The client's address: the peer's, or from a trusted proxy the one its
+ * X-Forwarded-For names; worked out once per request, when first needed
+ * (the rate limit, the access record). NULL when the peer is not on IP. */
+static GInetAddress *
+client_address (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request)
+{
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+
+  if (request->client_address == NULL && G_IS_INET_SOCKET_ADDRESS (remote))
+    request->client_address = bs_client_address (
+        server->proxies, g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)),
+        soup_message_headers_get_list (soup_server_message_get_request_headers (msg),
+                                       "X-Forwarded-For"));
+  return request->client_address;
+}
+
+static const char *
+client_text (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request)
+{
+  GInetAddress *address = client_address (server, msg, request);
+
+  if (request->client_text == NULL && address != NULL)
+    request->client_text = g_inet_address_to_string (address);
+  return request->client_text;
+}
+
 /* A write over its client's rate gets 429 and Retry-After before a handler
  * runs and before its body is read (unless the token check answered). */
 static void
-check_rate (BsHttpServer *server, SoupServerMessage *msg)
+check_rate (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request)
 {
-  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
-  g_autoptr (GInetAddress) address = NULL;
-  g_autofree char *client = NULL;
+  GInetAddress *address;
   guint retry_after_s = 1;
   char retry_after[16];
 
   if (server->rate_limit == NULL || soup_server_message_get_status (msg) != SOUP_STATUS_NONE
-      || !is_write (soup_server_message_get_method (msg)) || !G_IS_INET_SOCKET_ADDRESS (remote))
+      || !is_write (soup_server_message_get_method (msg)))
     return;
-  address = bs_client_address (
-      server->proxies, g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)),
-      soup_message_headers_get_list (soup_server_message_get_request_headers (msg),
-                                     "X-Forwarded-For"));
-  if (bs_rate_limit_is_exempt (server->rate_limit, address))
+  address = client_address (server, msg, request);
+  if (address == NULL || bs_rate_limit_is_exempt (server->rate_limit, address))
     return;
-  client = g_inet_address_to_string (address);
-  if (bs_rate_limit_take (server->rate_limit, client, g_get_monotonic_time (), &retry_after_s))
+  if (bs_rate_limit_take (server->rate_limit, client_text (server, msg, request),
+                          g_get_monotonic_time (), &retry_after_s))
     return;
   bs_metric_inc (server->rate_limited_total, NULL, 1);
   soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
@@ -318,7 +339,7 @@ got_headers_cb (SoupServerMessage *msg, gpointer user_data)
       || (guint64) length <= server->limits.max_body_bytes)
     {
       check_token (server, msg, request);
-      check_rate (server, msg);
+      check_rate (server, msg, request);
       return;
     }
   /* Up to a bound, read and discard the body so that clients that send it
@@ -444,29 +465,21 @@ init_route_series (const char *method, const char *path_template, gpointer user_
 }
 
 /* The client's address for the access record: the peer's (worked out once
- * per connection), or, from a trusted proxy, the one X-Forwarded-For names
- * (*@forwarded holds it). */
+ * per connection), or, from a trusted proxy, the one X-Forwarded-For names. */
 static const char *
-client_of (BsHttpServer *server, SoupServerMessage *msg, char **forwarded)
+client_of (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request)
 {
   BsHttpStream *stream = stream_for (msg);
-  GSocketAddress *remote;
-  const char *header;
-  g_autoptr (GInetAddress) address = NULL;
 
   if (stream == NULL)
     return NULL;
-  if (bs_address_set_get_n (server->proxies) == 0)
+  if (request->client_text == NULL
+      && (bs_address_set_get_n (server->proxies) == 0
+          || soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                           "X-Forwarded-For")
+                 == NULL))
     return bs_http_stream_get_peer (stream);
-  header = soup_message_headers_get_list (soup_server_message_get_request_headers (msg),
-                                          "X-Forwarded-For");
-  remote = soup_server_message_get_remote_address (msg);
-  if (header == NULL || !G_IS_INET_SOCKET_ADDRESS (remote))
-    return bs_http_stream_get_peer (stream);
-  address = bs_client_address (
-      server->proxies, g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)), header);
-  *forwarded = g_inet_address_to_string (address);
-  return *forwarded;
+  return client_text (server, msg, request);
 }
 
 /* Metrics and the access record of one request, whichever way it ended. */
@@ -480,7 +493,6 @@ record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request,
   const char *user_agent;
   const char *route = request->route_template;
   const char *client;
-  g_autofree char *forwarded = NULL;
   char code[16];
   double seconds;
 
@@ -514,7 +526,7 @@ record_access (BsHttpServer *server, SoupServerMessage *msg, BsRequest *request,
 
   user_agent
       = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "User-Agent");
-  client = client_of (server, msg, &forwarded);
+  client = client_of (server, msg, request);
   bs_log_access (g_strcmp0 (user_agent, WATCHDOG_USER_AGENT) == 0 ? G_LOG_LEVEL_DEBUG
                                                                   : G_LOG_LEVEL_INFO,
                  request->request_id, &request->trace, method, path, status, seconds * 1000.0,

@@ -32,6 +32,10 @@ struct _BsRequest
   char *auth_subject;  /* the name of the bearer token that admitted it */
   BsTrace trace;       /* the request's span (bs_request_start_trace) */
   char *tracestate;    /* passed on with the trace; NULL when none */
+  /* the client's address, worked out once when first needed (the peer's, or
+   * the one a trusted proxy's X-Forwarded-For names), and as text */
+  GInetAddress *client_address;
+  char *client_text;
 };
 
 BsRequest *bs_request_new (SoupServerMessage *msg);

@@ -34,6 +34,8 @@ bs_request_unref (BsRequest *request)
     return;
   g_free (request->request_id);
   g_free (request->auth_subject);
+  g_clear_object (&request->client_address);
+  g_free (request->client_text);
   g_free (request->tracestate);
   g_clear_pointer (&request->params, g_hash_table_unref);
   g_clear_pointer (&request->query, g_hash_table_unref);
@@ -261,14 +263,18 @@ reply_end (BsRequest *request)
 void
 bs_request_reply_bytes (BsRequest *request, guint status, const char *content_type, GBytes *body)
 {
-  gsize len = 0;
-  gconstpointer data;
+  SoupMessageBody *response;
 
   if (!reply_begin (request))
     return;
-  data = g_bytes_get_data (body, &len);
   soup_server_message_set_status (request->msg, status, NULL);
-  soup_server_message_set_response (request->msg, content_type, SOUP_MEMORY_COPY, data, len);
+  /* the body shares @body (immutable) instead of copying it: a megabyte
+   * asset (/docs/assets/) costs a reference, not a copy per request */
+  soup_message_headers_replace (soup_server_message_get_response_headers (request->msg),
+                                "Content-Type", content_type);
+  response = soup_server_message_get_response_body (request->msg);
+  soup_message_body_truncate (response);
+  soup_message_body_append_bytes (response, body);
   reply_end (request);
 }
 
