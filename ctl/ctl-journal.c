@@ -7,23 +7,6 @@
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (sd_journal, sd_journal_close)
 
-static JsonNode *
-unavailable (const char *reason)
-{
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "available");
-  json_builder_add_boolean_value (b, FALSE);
-  json_builder_set_member_name (b, "reason");
-  json_builder_add_string_value (b, reason);
-  json_builder_set_member_name (b, "entries");
-  json_builder_begin_array (b);
-  json_builder_end_array (b);
-  json_builder_end_object (b);
-  return json_builder_get_root (b);
-}
-
 /* A field's value without "NAME=", or NULL. */
 static char *
 field (sd_journal *j, const char *name)
@@ -58,13 +41,14 @@ ctl_journal_trace (const char *trace_id, guint limit)
   int r;
 
   if (trace_id == NULL)
-    return unavailable ("no trace id: the order's event has no traceparent");
+    return ctl_unavailable ("no trace id: the order's event has no traceparent", "entries");
   r = sd_journal_open (&j, SD_JOURNAL_LOCAL_ONLY);
   if (r < 0)
-    return unavailable (g_strerror (-r));
+    return ctl_unavailable (g_strerror (-r), "entries");
   if (sd_journal_get_usage (j, &usage) < 0 || usage == 0)
-    return unavailable ("no journal on this host (or not readable: root, or the groups "
-                        "systemd-journal or adm)");
+    return ctl_unavailable ("no journal on this host (or not readable: root, or the groups "
+                            "systemd-journal or adm)",
+                            "entries");
   match = g_strconcat ("TRACE_ID=", trace_id, NULL);
   sd_journal_add_match (j, match, 0);
   json_builder_begin_object (b);

@@ -108,3 +108,23 @@ ctl_json_array (JsonObject *object, const char *member)
 
   return node != NULL && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
 }
+
+JsonNode *
+ctl_unavailable (const char *reason, const char *empty_array)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "available");
+  json_builder_add_boolean_value (b, FALSE);
+  json_builder_set_member_name (b, "reason");
+  json_builder_add_string_value (b, reason);
+  if (empty_array != NULL)
+    {
+      json_builder_set_member_name (b, empty_array);
+      json_builder_begin_array (b);
+      json_builder_end_array (b);
+    }
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}

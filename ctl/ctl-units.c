@@ -10,20 +10,6 @@
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (sd_bus, sd_bus_flush_close_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (sd_bus_message, sd_bus_message_unref)
 
-static JsonNode *
-unavailable (const char *reason)
-{
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "available");
-  json_builder_add_boolean_value (b, FALSE);
-  json_builder_set_member_name (b, "reason");
-  json_builder_add_string_value (b, reason);
-  json_builder_end_object (b);
-  return json_builder_get_root (b);
-}
-
 static char *
 get_string (sd_bus *bus, const char *path, const char *iface, const char *name)
 {
@@ -95,10 +81,10 @@ ctl_units_status (Ctl *ctl, gboolean *healthy)
   int r;
 
   if (sd_booted () <= 0)
-    return unavailable ("systemd not running");
+    return ctl_unavailable ("systemd not running", NULL);
   r = sd_bus_open_system (&bus);
   if (r < 0)
-    return unavailable (g_strerror (-r));
+    return ctl_unavailable (g_strerror (-r), NULL);
   sd_bus_set_method_call_timeout (bus, (guint64) ctl->timeout_ms * 1000);
   r = sd_bus_call_method (bus, SYSTEMD_DEST, "/org/freedesktop/systemd1",
                           "org.freedesktop.systemd1.Manager", "ListUnitsByPatterns", &error, &reply,
@@ -106,7 +92,7 @@ ctl_units_status (Ctl *ctl, gboolean *healthy)
   if (r < 0)
     {
       g_autoptr (JsonNode) node
-          = unavailable (error.message != NULL ? error.message : g_strerror (-r));
+          = ctl_unavailable (error.message != NULL ? error.message : g_strerror (-r), NULL);
       sd_bus_error_free (&error);
       return g_steal_pointer (&node);
     }

@@ -55,4 +55,9 @@ const char *ctl_json_string (JsonObject *object, const char *member, const char 
 JsonObject *ctl_json_object (JsonObject *object, const char *member);
 JsonArray *ctl_json_array (JsonObject *object, const char *member);
 
+/* {"available": false, "reason": @reason}, and an empty array named
+ * @empty_array when it is not NULL: what a part of a report says when its
+ * source (the journal, systemd) cannot be read. */
+JsonNode *ctl_unavailable (const char *reason, const char *empty_array);
+
 G_END_DECLS
