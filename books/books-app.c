@@ -104,7 +104,8 @@ books_app_new (GError **error)
 
   app->service = bs_service_new (SERVICE_NAME, DEFAULT_PORT, error);
   /* tokens, when configured, on writes; the catalogue stays open to read */
-  if (app->service == NULL || !bs_service_require_tokens (app->service, NULL, error))
+  if (app->service == NULL || !bs_service_require_tokens (app->service, NULL, error)
+      || !bs_service_enable_api_explorer (app->service, error)) /* GET /docs */
     return NULL;
   bs_service_set_loops (app->service, n_loops, books_loop_setup, books_loop_teardown, app);
 

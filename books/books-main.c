@@ -1,6 +1,7 @@
 /* books-main.c: bookstore-books — the Books REST service. */
 #include "books-app.h"
 
+#include "bs-build-config.h"
 #include "bs-main.h"
 
 static const char environment_help[]
@@ -20,7 +21,10 @@ static const char environment_help[]
       "                            writes need a bearer token (SIGHUP re-reads it)\n"
       "  TLS_CERT_FILE, TLS_KEY_FILE  HTTPS with this certificate and key (or\n"
       "                            credentials tls-cert, tls-key; SIGHUP re-reads them)\n"
-      "  RATE_LIMIT_WRITES         writes a second per client address (default 0: off)\n";
+      "  RATE_LIMIT_WRITES         writes a second per client address (default 0: off)\n"
+      "  DOCS_ASSETS_DIR           Swagger UI for GET /docs (default\n"
+      "                            " BS_SWAGGER_UI_DIR ")\n"
+      "  DOCS_ASSETS_URL           load Swagger UI from this URL instead (default: unset)\n";
 
 int
 main (int argc, char **argv)

@@ -308,7 +308,8 @@ orders_app_new (GError **error)
   /* tokens, when configured, on writes and on reading orders */
   if (app->service == NULL
       || !bs_service_require_tokens (app->service, (const char *const[]){ "/v1/orders", NULL },
-                                     error))
+                                     error)
+      || !bs_service_enable_api_explorer (app->service, error)) /* GET /docs */
     return NULL;
   /* loop 0 runs on this, the main thread: its client and pool are made here */
   app->books

@@ -1,6 +1,7 @@
 /* orders-main.c: bookstore-orders — the Orders REST service. */
 #include "orders-app.h"
 
+#include "bs-build-config.h"
 #include "bs-main.h"
 
 static const char environment_help[]
@@ -19,6 +20,10 @@ static const char environment_help[]
       "  TLS_CERT_FILE, TLS_KEY_FILE      HTTPS with this certificate and key (or\n"
       "                                   credentials tls-cert, tls-key)\n"
       "  RATE_LIMIT_WRITES                writes a second per client address (default 0)\n"
+      "  DOCS_ASSETS_DIR                  Swagger UI for GET /docs (default\n"
+      "                                   " BS_SWAGGER_UI_DIR ")\n"
+      "  DOCS_ASSETS_URL                  load Swagger UI from this URL instead (default:\n"
+      "                                   unset)\n"
       "  BOOKS_MAX_WAITING                book lookups waiting for one of them; more\n"
       "                                   are answered 503 at once (default 256)\n"
       "  ORDERS_DB_POOL_SIZE              database connections, shared by the loops (default 4)\n"

@@ -1,6 +1,7 @@
 /* bs-service.c: one daemon's lifecycle on the GLib main loop. */
 #include "bs-service.h"
 
+#include "bs-api-explorer.h"
 #include "bs-auth.h"
 #include "bs-build-config.h"
 #include "bs-config.h"
@@ -27,6 +28,7 @@ struct _BsService
   BsRouter *router; /* until listen, then owned by the server */
   BsHttpServer *server;
   GBytes *openapi;
+  BsApiExplorer *explorer; /* GET /docs, or NULL; read-only, shared by the loops */
   GMainLoop *loop;
   SoupSession *probe_session;
   BsWatchdog *watchdog;
@@ -153,6 +155,8 @@ add_service_routes (BsService *service, BsRouter *router)
   bs_router_add (router, "GET", "/metrics", handle_metrics, service);
   bs_router_add (router, "GET", "/livez", handle_livez, service);
   bs_router_add (router, "GET", "/openapi.json", handle_openapi, service);
+  if (service->explorer != NULL)
+    bs_api_explorer_add_routes (service->explorer, router);
 }
 
 BsService *
@@ -248,6 +252,7 @@ bs_service_free (BsService *service)
   g_clear_pointer (&service->server, bs_http_server_free); /* frees the router */
   g_clear_pointer (&service->metrics, bs_metrics_free);
   g_clear_pointer (&service->openapi, g_bytes_unref);
+  g_clear_pointer (&service->explorer, bs_api_explorer_free); /* after the servers */
   g_clear_pointer (&service->loop, g_main_loop_unref);
   g_clear_pointer (&service->stop_funcs, g_array_unref);
   g_clear_pointer (&service->reload_funcs, g_array_unref);
@@ -283,6 +288,37 @@ bs_service_set_openapi (BsService *service, GBytes *document)
 {
   g_clear_pointer (&service->openapi, g_bytes_unref);
   service->openapi = g_bytes_ref (document);
+}
+
+gboolean
+bs_service_enable_api_explorer (BsService *service, GError **error)
+{
+  g_autofree char *dir = NULL;
+  g_autofree char *url = NULL;
+  g_autofree char *title = NULL;
+  const char *dir_set = g_getenv (BS_API_EXPLORER_DIR_VARIABLE);
+  const char *problem;
+
+  g_return_val_if_fail (service->explorer == NULL, FALSE);
+  if (!bs_config_get_string (BS_API_EXPLORER_DIR_VARIABLE, BS_SWAGGER_UI_DIR, &dir, error)
+      || !bs_config_get_string (BS_API_EXPLORER_URL_VARIABLE, "", &url, error))
+    return FALSE;
+  title = g_strdup_printf ("%s API", service->name);
+  service->explorer
+      = bs_api_explorer_new (title, url[0] != '\0' ? NULL : dir, url[0] != '\0' ? url : NULL,
+                             BS_API_EXPLORER_URL_VARIABLE, error);
+  if (service->explorer == NULL)
+    return FALSE;
+  problem = bs_api_explorer_get_problem (service->explorer);
+  if (url[0] != '\0' && dir_set != NULL && dir_set[0] != '\0')
+    g_warning ("%s ignored: %s is set", BS_API_EXPLORER_DIR_VARIABLE, BS_API_EXPLORER_URL_VARIABLE);
+  if (problem != NULL)
+    g_warning ("GET /docs will answer 404: %s", problem);
+  else
+    g_message ("API explorer at /docs, Swagger UI from %s", url[0] != '\0' ? url : dir);
+  /* loop 0's router now; the other loops' when they start */
+  bs_api_explorer_add_routes (service->explorer, service->router);
+  return TRUE;
 }
 
 void

@@ -1,5 +1,6 @@
 /* bs-service.h: what every Bookstore daemon does around its own routes:
  * common configuration, the HTTP server, /metrics, /livez, /openapi.json,
+ * /docs (when the service asks for it),
  * systemd readiness and watchdog, and a graceful stop on SIGTERM/SIGINT. */
 #pragma once
 
@@ -29,6 +30,13 @@ BsRouter *bs_service_get_router (BsService *service);
 
 /* Served at GET /openapi.json. */
 void bs_service_set_openapi (BsService *service, GBytes *document);
+
+/* GET /docs: the API explorer (bs-api-explorer.h) of /openapi.json, with
+ * Swagger UI from DOCS_ASSETS_URL, else read now from DOCS_ASSETS_DIR
+ * (default: where meson installed it). Assets missing are a warning, and
+ * /docs answers 404 saying how to fix it; a bad DOCS_ASSETS_URL is
+ * BS_ERROR_CONFIG. Call once, before bs_service_listen(). */
+gboolean bs_service_enable_api_explorer (BsService *service, GError **error);
 
 /* Several event loops (BOOKS_THREADS and the like). The service serves from
  * @n_loops loops: loop 0 on the main thread, the others each on a thread of
