@@ -295,14 +295,14 @@ def test_setup_refuses_to_lock_out_the_default_administrator(redis_server, tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
-def test_print_shows_the_lines_of_the_readme(redis_server):
+def test_print_shows_the_lines_of_the_configuration_reference(redis_server):
     printed = run_setup("--print", env={"BOOKSTORE_REDIS_CREDENTIALS": "/nonexistent"}).stdout
     lines = printed.splitlines()
     assert [l.split()[2] for l in lines] == ["bookstore-orders", "bookstore-worker",
                                              "bookstore-enqueue", "bookstore-ctl"]
-    readme = (REPO_ROOT / "README.md").read_text()
+    reference = (REPO_ROOT / "docs" / "configuration.md").read_text()
     for line in lines:
-        assert line in readme, f"README.md lacks: {line}"
+        assert line in reference, f"docs/configuration.md (Redis users) lacks: {line}"
     hashed = run_setup("--print", "orders", env={"BOOKSTORE_REDIS_CREDENTIALS":
                                                  str(password_file("orders").parent)}).stdout
     assert hashed.split()[5].startswith("#") and secret("orders") not in hashed

@@ -4,15 +4,15 @@ and monitoring/rules/ loaded, scraping every second.
 
 First, on the freshly started, healthy stack (nothing but Prometheus'
 scrapes and the health checks that waited for the daemons): every PromQL
-query of the README's Monitoring section and every dashboard panel's
+query of docs/monitoring.md and every dashboard panel's
 expression already returns a number, so no panel says "No data" while all
 is well (the error queries give 0, not nothing).
 
 Then the module's stack serves real traffic: books and orders (some
 rejected with 4xx), orders processed by the worker, order-creation jobs (one
 rejected), and a Books outage during which Orders answers 503 and its circuit
-opens. Then: every job is up, every rule evaluates, every PromQL query of the
-README's Monitoring section and every dashboard panel's expression returns
+opens. Then: every job is up, every rule evaluates, every PromQL query of
+docs/monitoring.md and every dashboard panel's expression returns
 data, and the down alerts go pending when a service is stopped.
 
 The fresh-stack tests come first in this file and must run before any test
@@ -35,12 +35,13 @@ from worker_harness import run_enqueue, start_worker
 SCRAPES = 3  # seconds: a few scrapes at 1 s
 
 
-def readme_promql():
-    """Every query in the ```promql blocks of the README's Monitoring section:
-    comment lines dropped, a query's continuation lines joined."""
-    text = (REPO_ROOT / "README.md").read_text()
-    section = re.search(r"^## Monitoring\n(.*?)(?=^## )", text, re.M | re.S)
-    assert section, "README.md has no '## Monitoring' section"
+def documented_promql():
+    """Every query in the ```promql blocks of docs/monitoring.md (the
+    README's Monitoring section until it moved there): comment lines
+    dropped, a query's continuation lines joined."""
+    text = (REPO_ROOT / "docs" / "monitoring.md").read_text()
+    section = re.search(r"\A# Monitoring\n(.*)", text, re.S)
+    assert section, "docs/monitoring.md does not begin with '# Monitoring'"
     queries = []
     for block in re.findall(r"```promql\n(.*?)```", section.group(1), re.S):
         current = []
@@ -165,10 +166,10 @@ def stack(fresh):
 
 
 def fresh_queries():
-    """(where, query): the README's queries (but the outage ones) and every
+    """(where, query): docs/monitoring.md's queries (but the outage ones) and every
     dashboard panel's expression, $__rate_interval as Grafana makes it of a
     15 s scrape interval (1m)."""
-    return ([(f"README: {q}", q) for q in readme_promql() if not is_outage_query(q)]
+    return ([(f"docs/monitoring.md: {q}", q) for q in documented_promql() if not is_outage_query(q)]
             + [(f"{d}: {panel} [{ref}]", e) for d, panel, ref, e in dashboard_exprs(MONITORING, "1m")])
 
 
@@ -264,9 +265,9 @@ def test_every_alert_rule_loads_and_evaluates(stack):
     assert not bad, bad
 
 
-@pytest.mark.parametrize("query", [q for q in readme_promql() if not is_outage_query(q)])
-def test_readme_query_returns_data(stack, query):
-    assert has_numbers(stack.prometheus.query(query)), f"no data for the README's\n  {query}"
+@pytest.mark.parametrize("query", [q for q in documented_promql() if not is_outage_query(q)])
+def test_documented_query_returns_data(stack, query):
+    assert has_numbers(stack.prometheus.query(query)), f"no data for docs/monitoring.md's\n  {query}"
 
 
 @pytest.mark.parametrize("where,expr", [(f"{d}: {panel} [{ref}]", e)
@@ -305,7 +306,7 @@ def test_redis_down_alert_goes_pending(stack):
 
 
 def test_the_seeds_p95_without_le_returns_nothing(stack):
-    """The README says why it is not among the queries: `sum` drops `le`."""
+    """docs/monitoring.md says why it is not among the queries: `sum` drops `le`."""
     broken = 'histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket{job="orders"}[5m])))'
     assert stack.prometheus.query(broken) == []
     fixed = 'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{job="orders"}[5m])))'
@@ -323,8 +324,8 @@ def test_down_alerts_go_pending_when_services_stop(stack):
     prom.wait_scraped("orders", 0, scaled(30))
     prom.wait_alert("OrdersServiceDown", scaled(30))
     prom.wait_alert("PrometheusTargetDown", scaled(30))
-    for query in filter(is_outage_query, readme_promql()):
-        assert prom.query(query), f"no data for the README's\n  {query}\nwith Orders stopped"
+    for query in filter(is_outage_query, documented_promql()):
+        assert prom.query(query), f"no data for docs/monitoring.md's\n  {query}\nwith Orders stopped"
 
     stack.pair.books.stop()
     prom.wait_scraped("books", 0, scaled(30))
