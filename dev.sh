@@ -35,6 +35,7 @@ DEB_PACKAGES=(
   python3 python3-pytest python3-requests python3-redis python3-yaml python3-prometheus-client
   prometheus wrk curl valgrind shellcheck codespell clang-format nodejs npm haproxy stunnel4
   debhelper dpkg-dev fakeroot lintian debootstrap systemd-container
+  chromium chromium-driver python3-selenium
 )
 
 say() { printf '==> %s\n' "$*"; }
@@ -189,11 +190,12 @@ cmd_up() {
   redis_start
   service_start bookstore-books "$BUILD/books/bookstore-books" "$BOOKS_PORT" PORT \
     BOOKS_DB_DSN="postgresql://books_user:books_password@127.0.0.1:$PG_PORT/books_db" \
-    BIND_ADDRESS=127.0.0.1
+    BIND_ADDRESS=127.0.0.1 DOCS_ASSETS_DIR="$BUILD/data/swagger-ui"
   service_start bookstore-orders "$BUILD/orders/bookstore-orders" "$ORDERS_PORT" PORT \
     DATABASE_URL="postgresql://orders_user:orders_password@127.0.0.1:$PG_PORT/orders_db" \
     BOOKS_SERVICE_URL="http://127.0.0.1:$BOOKS_PORT" \
-    REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT" BIND_ADDRESS=127.0.0.1
+    REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT" BIND_ADDRESS=127.0.0.1 \
+    DOCS_ASSETS_DIR="$BUILD/data/swagger-ui"
   service_start bookstore-worker "$BUILD/workers/bookstore-worker" "$WORKER_PORT" \
     WORKER_METRICS_PORT REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT" \
     ORDERS_API_URL="http://127.0.0.1:$ORDERS_PORT" BIND_ADDRESS=127.0.0.1
@@ -201,6 +203,7 @@ cmd_up() {
   echo "Bookstore is up:"
   echo "  Books API   http://127.0.0.1:$BOOKS_PORT/v1/books"
   echo "  Orders API  http://127.0.0.1:$ORDERS_PORT/v1/orders"
+  echo "  explorers   http://127.0.0.1:$BOOKS_PORT/docs  http://127.0.0.1:$ORDERS_PORT/docs   (Swagger UI)"
   echo "  health      http://127.0.0.1:$BOOKS_PORT/health  http://127.0.0.1:$ORDERS_PORT/health  http://127.0.0.1:$WORKER_PORT/health"
   echo "  metrics     http://127.0.0.1:$BOOKS_PORT/metrics  http://127.0.0.1:$ORDERS_PORT/metrics  http://127.0.0.1:$WORKER_PORT/metrics"
   echo "  Redis       redis-cli -p $REDIS_PORT   (streams: bookstore:orders:events, ...)"
