@@ -12,7 +12,8 @@
 #
 # Redis runs with the default user off: an administrator, replication and
 # Sentinel users, and bookstore-setup-redis's users for Orders and the worker
-# on both servers. README "Several hosts: what goes where" describes it all.
+# on both servers. docs/cluster.md, "Several hosts: what goes where",
+# describes it all.
 #
 # Under steady load through HAProxy from the test's namespace (tests/cluster/
 # load.py: GETs, and orders with an Idempotency-Key retried on errors and
@@ -410,7 +411,7 @@ CONF
   sh_on "$1" 'printf "host all all %s.0/24 trust\nhost replication all %s.0/24 trust\n" "$1" "$1" \
     >>/etc/postgresql/$2/main/pg_hba.conf' "$NET" "$PG_MAJOR"
 }
-# Redis with the default user off, as the README advises: an administrator,
+# Redis with the default user off, as docs/configuration.md advises: an administrator,
 # the replication and Sentinel users of Redis' documentation, and (later,
 # bookstore-setup-redis from app1) one user per program, on both servers
 # (ACL users are not replicated)

@@ -1,5 +1,5 @@
 """A freshly started daemon's GET /metrics already has every series the
-README's PromQL, the Grafana dashboards and the alert rules read, at 0
+docs/monitoring.md's PromQL, the Grafana dashboards and the alert rules read, at 0
 (issue 15: dashboards said "No data" exactly while all was well, because the
 5xx series only appeared with the first 5xx):
 

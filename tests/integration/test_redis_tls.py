@@ -1,4 +1,4 @@
-"""Redis over TLS through a stunnel4 client tunnel (README "HTTPS"):
+"""Redis over TLS through a stunnel4 client tunnel (docs/configuration.md, "HTTPS"):
 Debian 12's hiredis 0.14 has no TLS, so Orders talks plain RESP to a local
 stunnel, which verifies the Redis server's certificate (chain and name) and
 carries the bytes over TLS 1.2+ to Redis's tls-port. The test proves the

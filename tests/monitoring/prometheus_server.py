@@ -48,7 +48,7 @@ class PrometheusServer:
                  f"--storage.tsdb.path={self.dir / 'data'}",
                  f"--web.listen-address=127.0.0.1:{self.port}",
                  "--storage.tsdb.retention.time=1h", "--log.level=warn",
-                 # trace ids on latency buckets (README "Tracing")
+                 # trace ids on latency buckets (docs/operations.md, "Tracing")
                  "--enable-feature=exemplar-storage"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_for(self._ready, 60, interval=0.2, message=f"Prometheus ready on {self.url}")

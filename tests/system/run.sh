@@ -184,7 +184,7 @@ header() { grep -i "^$1:" <<<"$HTTP_HEADERS" | head -n 1 | cut -d ' ' -f 2- || t
 json_is() { jq -e "$1" <<<"$HTTP_BODY" >/dev/null 2>&1; }
 show_http() { printf 'HTTP %s\n%s\n\n%s' "$HTTP_STATUS" "$HTTP_HEADERS" "$HTTP_BODY"; }
 
-healthy() { # healthy books|orders|worker [URL]: /health answers 200 with the README's JSON
+healthy() { # healthy books|orders|worker [URL]: /health answers 200 with docs/api.md's JSON
   local url=$BOOKS want='{"services":{"database":"healthy"},"status":"healthy"}'
   if [[ $1 == orders ]]; then
     url=$ORDERS want='{"services":{"books":"healthy","database":"healthy","redis":"healthy"},"status":"healthy"}'
@@ -558,7 +558,7 @@ expect_eq "" "api-tokens: admin and worker, by the SHA-256 of their tokens (no t
 check "" "postinst said where the tokens are (once, at the first install)" \
   grep -q -F "the administrator's token: $TOKENS/admin.token" "$LOGS/apt-install.log"
 readme=$(sed -n 's/^bookstore: .*to add, rotate or revoke tokens: \(\/[^ ]*\) .*/\1/p' "$LOGS/apt-install.log")
-check "" "the README it names is installed: ${readme:-(none named)}" \
+check "" "the tokens guide it names (docs/operations.md) is installed: ${readme:-(none named)}" \
   csh 'test -f "$1" || { ls -l /usr/share/doc/bookstore-common; false; }' "${readme:-/nonexistent}"
 for svc in bookstore-books bookstore-orders; do
   check "$svc" "$svc started with tokens on (\"… tokens from API_TOKENS_FILE=$TOKENS/api-tokens\")" \
@@ -805,7 +805,7 @@ else
   fail bookstore-books "a token not in the file → 401" "$(show_http)"
 fi
 pids_before="$(prop bookstore-books MainPID) $(prop bookstore-orders MainPID)"
-# as the README says: a name:sha256 line appended, then a reload
+# as docs/operations.md says: a name:sha256 line appended, then a reload
 check bookstore-books "the new token's hash appended to $TOKENS/api-tokens; systemctl reload bookstore-books" \
   csh 'printf "systest:%s\n" "$(printf %s "$1" | sha256sum | cut -d " " -f 1)" >>"$2/api-tokens" &&
     systemctl reload bookstore-books' "$NEW_TOKEN" "$TOKENS"
