@@ -660,6 +660,17 @@ if [[ $HTTP_STATUS == 200 ]] && json_is "map(.id) | index($BOOK_ID) != null"; th
 else
   fail bookstore-books "GET :8001/v1/books lists the new book" "$(show_http)"
 fi
+# the API explorer (docs/api-explorer.md) with the Swagger UI bookstore-common
+# ships: open without a token, and no network needed (the container has none)
+for url in "$BOOKS" "$ORDERS"; do
+  check "" "GET ${url#http://127.0.0.1}/docs → the page, and its Swagger UI from /usr/share/bookstore/swagger-ui" \
+    csh 'page=$(curl -fsS --max-time 10 "$1/docs") && grep -q "docs/assets/swagger-ui-bundle.js" <<<"$page" || exit 1
+      for f in swagger-ui-bundle.js swagger-ui.css; do
+        got=$(curl -fsS --max-time 10 -o /dev/null -w "%{http_code} %{content_type} %{size_download}" "$1/docs/assets/$f")
+        want=$(stat -c %s "/usr/share/bookstore/swagger-ui/$f") || exit 1
+        [[ $got == "200 text/"*" $want" ]] || { echo "/docs/assets/$f: $got (want 200, $want bytes)"; exit 1; }
+      done' "$url"
+done
 
 REQUEST_ID=systest-$(date +%s)-$RANDOM
 IDEMPOTENCY_KEY=systest-key-$RANDOM$RANDOM
