@@ -43,6 +43,25 @@ test_the_timer_sees_a_peak_too (void)
 }
 
 static void
+test_a_stream_of_connections_trims_too (void)
+{
+  BsHeapTrim trim = { 0 };
+
+  /* one connection at a time: never a peak, but many came and went */
+  for (guint i = 0; i < BS_HEAP_TRIM_MIN_ACCEPTED - 1; i++)
+    bs_heap_trim_note (&trim, 1);
+  g_assert_false (bs_heap_trim_check (&trim, 0, 1 * SECOND));
+  bs_heap_trim_note (&trim, 1);
+  g_assert_false (bs_heap_trim_check (&trim, 1, 2 * SECOND)); /* one still open */
+  g_assert_true (bs_heap_trim_check (&trim, 0, 3 * SECOND));
+  g_assert_cmpuint (trim.accepted, ==, 0);
+  /* counted again from zero */
+  bs_heap_trim_note (&trim, 1);
+  g_assert_false (bs_heap_trim_check (&trim, 0, 100 * SECOND));
+  g_assert_cmpuint (trim.trims, ==, 1);
+}
+
+static void
 test_at_most_one_trim_per_interval (void)
 {
   BsHeapTrim trim = { 0 };
@@ -64,6 +83,7 @@ main (int argc, char **argv)
   g_test_add_func ("/heap-trim/small-peaks", test_small_peaks_never_trim);
   g_test_add_func ("/heap-trim/after-a-peak", test_trims_once_a_peak_has_passed);
   g_test_add_func ("/heap-trim/timer-peak", test_the_timer_sees_a_peak_too);
+  g_test_add_func ("/heap-trim/stream", test_a_stream_of_connections_trims_too);
   g_test_add_func ("/heap-trim/interval", test_at_most_one_trim_per_interval);
   return g_test_run ();
 }
