@@ -208,7 +208,7 @@ cmd_up() {
   echo "  metrics     http://127.0.0.1:$BOOKS_PORT/metrics  http://127.0.0.1:$ORDERS_PORT/metrics  http://127.0.0.1:$WORKER_PORT/metrics"
   echo "  Redis       redis-cli -p $REDIS_PORT   (streams: bookstore:orders:events, ...)"
   echo "  enqueue     REDIS_PORT=$REDIS_PORT $BUILD/workers/bookstore-enqueue --book-id 1 --quantity 1 --wait 10"
-  echo "  writes      open: no API_TOKENS_FILE, so no request needs a token (README: Bearer tokens)"
+  echo "  writes      open: no API_TOKENS_FILE, so no request needs a token (docs/configuration.md, 'Bearer tokens')"
   echo "  logs        $STATE/bookstore-books.log  $STATE/bookstore-orders.log  $STATE/bookstore-worker.log"
   echo "Stop it with: ./dev.sh down"
 }
