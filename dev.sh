@@ -244,7 +244,7 @@ cmd_test() {
   meson test -C "$BUILD" --print-errorlogs --suite unit
   say "OpenAPI lint"
   "$ROOT/tests/openapi/lint.sh"
-  say "systemd units (verify, security exposure <= 2.0)"
+  say "systemd units (verify, security exposure <= 1.0)"
   "$ROOT/tests/systemd/check-units.sh" "$BUILD"
   say "integration tests"
   cd "$ROOT"
