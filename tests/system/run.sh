@@ -16,8 +16,9 @@
 # scraping the packaged services, stop/start of bookstore.target, restarts after
 # SIGKILL and after a watchdog timeout, PostgreSQL and Redis restarted under the
 # services, socket activation, upgrades (from an older build, and the same
-# version again; the tokens kept), remove and purge (the tokens removed). The
-# packages are first installed as an "older build": a copy of the same .debs
+# version again; the tokens kept), remove and purge (the tokens, and the Redis
+# passwords and drop-ins of bookstore-setup-redis, removed). The packages are
+# first installed as an "older build": a copy of the same .debs
 # re-versioned to $OLD_VERSION (tests/packaging/reversion-debs.sh), upgraded
 # later to the real ones. Every check prints "ok" or "FAIL"; the exit status is
 # non-zero when any check failed. See /work/shared/recipes/booted-container.md
@@ -1309,6 +1310,12 @@ check "" "orders.env kept after remove (a conffile)" cin test -f /etc/bookstore/
 expect_eq bookstore-worker "bookstore-worker and bookstore-worker@2 still active" "active active" \
   "$(cin systemctl is-active bookstore-worker || true) $(cin systemctl is-active bookstore-worker@2 || true)"
 
+# what purge must also take away: bookstore-setup-redis's passwords and drop-ins
+REDIS_FILES=(/etc/bookstore/redis/{orders,worker,enqueue,ctl}.password
+  /etc/systemd/system/bookstore-{orders,worker,worker@}.service.d/redis-user.conf)
+check "" "bookstore-setup-redis writes ${#REDIS_FILES[@]} passwords and drop-ins" \
+  csh 'bookstore-setup-redis && ls -l "$@"' "${REDIS_FILES[@]}"
+
 if CIN_TIMEOUT=300 cin DEBIAN_FRONTEND=noninteractive apt-get purge -y "${PACKAGES[@]}" \
   >"$LOGS/apt-purge.log" 2>&1; then
   ok "apt-get purge -y ${PACKAGES[*]}"
@@ -1320,6 +1327,8 @@ fi
 expect_eq "" "no bookstore package left in dpkg's database" "" \
   "$(cin dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' 'bookstore*' 2>/dev/null | grep -v '^un' || true)"
 check "" "the tokens are gone ($TOKENS)" csh '! test -e "$1" || { ls -la "$1"; false; }' "$TOKENS"
+check "" "bookstore-setup-redis's passwords and drop-ins are gone" \
+  csh 'for f; do ! test -e "$f" || { ls -la "$f"; exit 1; }; done' "${REDIS_FILES[@]}"
 check "" "/etc/bookstore is gone (with worker-2.env)" csh '! test -e /etc/bookstore || { ls -la /etc/bookstore; false; }'
 expect_eq "" "systemctl list-units 'bookstore*': nothing loaded and active" "" \
   "$(cin systemctl list-units --all --no-legend --plain 'bookstore*' | grep -v -E ' (not-found|inactive|dead) ' || true)"
