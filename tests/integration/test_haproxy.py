@@ -5,6 +5,7 @@ load without a failed GET, X-Request-ID passed through or made, the
 client's address in X-Forwarded-For and nowhere a forged one, and which
 requests HAProxy may send twice."""
 
+import json
 import re
 import shutil
 import signal
@@ -17,8 +18,9 @@ import uuid
 import pytest
 import requests
 
-from harness import (REPO_ROOT, assert_status, describe, free_port, metric_value, scaled, scrape,
-                     wait_for)
+from harness import (REPO_ROOT, assert_status, describe, free_port, metric_value, raw_exchange,
+                     scaled, scrape, wait_for)
+from rawhttp import request_bytes
 
 CONFIG = REPO_ROOT / "data" / "haproxy" / "bookstore-haproxy.cfg"
 
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None,
 class HAProxy:
     """haproxy -db with the shipped file, its addresses and ports replaced."""
 
-    def __init__(self, tmp_path, books, orders, timeout_server=None):
+    def __init__(self, tmp_path, books, orders, timeout_server=None, timeout_check=None):
         self.books_port, self.orders_port = free_port(), free_port()
         text = CONFIG.read_text()
         text = text.replace("log /dev/log local0", "log stderr format raw local0")
@@ -42,6 +44,8 @@ class HAProxy:
         assert "192.0.2." not in text, "every server line was replaced"
         if timeout_server is not None:
             text = text.replace("timeout server 15s", f"timeout server {timeout_server}")
+        if timeout_check is not None:
+            text = text.replace("timeout check 2s", f"timeout check {timeout_check}")
         self.path = tmp_path / "haproxy.cfg"
         self.path.write_text(text)
         self.log_path = tmp_path / "haproxy.log"
@@ -62,6 +66,16 @@ class HAProxy:
 
     def log_text(self):
         return self.log_path.read_text(errors="replace")
+
+    def logged(self, request_id):
+        """(server, status, retries) from HAProxy's log line for one request;
+        retries as logged: "+1" is one more attempt, on another server."""
+        pattern = re.compile(r" \w+/(\S+) \S+ (-?\d+) .* \d+/\d+/\d+/\d+/(\+?\d+) \d+/\d+ "
+                             r"\{" + re.escape(request_id) + r"\}")
+        wait_for(lambda: pattern.search(self.log_text()), scaled(5),
+                 message=f"HAProxy logged {request_id}")
+        server, status, retries = pattern.search(self.log_text()).groups()
+        return server, int(status), retries
 
     def close(self):
         self.proc.terminate()
@@ -209,14 +223,32 @@ def test_orders_through_haproxy_with_retried_keys(cluster):
     assert again.json()["id"] == first.json()["id"]
 
 
+def post_in_one_write(port, path, payload, headers=()):
+    """POST with the head and the body in one write, as curl sends a small
+    one, and return (status, X-Request-ID sent). HAProxy keeps a request to
+    send again only when it had all of it before sending it on; requests
+    writes the body after the head, so HAProxy would never retry its POSTs
+    whatever the configuration says."""
+    request_id = f"{payload['title'].replace(' ', '-')}-{uuid.uuid4()}"
+    data = request_bytes("POST", path, body=json.dumps(payload).encode(),
+                         headers=[("Content-Type", "application/json"),
+                                  ("X-Request-ID", request_id), ("Connection", "close"),
+                                  *headers])
+    status, _, _ = raw_exchange(port, data, timeout=scaled(20))
+    return status, request_id
+
+
 def test_only_safe_requests_are_sent_twice(odaemons, pg, tmp_path):
     """A host that takes a request and never answers (SIGSTOP): HAProxy
-    sends a GET to the other host, but gives a POST without an
-    Idempotency-Key its timeout instead of a second copy."""
+    sends a GET to the other host, but gives a POST to Books its timeout
+    instead of a second copy, with an Idempotency-Key too (Books ignores the
+    header; only Orders answers a repeated key with the same order). The
+    stopped host's health checks hang rather than fail, so it stays in
+    rotation and takes its share of every kind of request."""
     db = pg.new_db()
     books = [odaemons.start(db=db, name=f"books-app{i}") for i in (1, 2)]
     orders = [odaemons.start_orders(books=books[0], name=f"orders-app{i}") for i in (1, 2)]
-    proxy = HAProxy(tmp_path, books, orders, timeout_server="2s")
+    proxy = HAProxy(tmp_path, books, orders, timeout_server="2s", timeout_check="120s")
     try:
         wait_for(lambda: requests.get(proxy.books("/health"), timeout=2).ok, scaled(10),
                  message="Books through HAProxy")
@@ -225,13 +257,24 @@ def test_only_safe_requests_are_sent_twice(odaemons, pg, tmp_path):
             gets = [requests.get(proxy.books("/v1/books?limit=1"), timeout=scaled(20))
                     for _ in range(4)]
             assert [g.status_code for g in gets] == [200] * 4
-            posts = [requests.post(proxy.books("/v1/books"), timeout=scaled(20),
-                                   json={"title": f"once {i}", "author": "A", "price": "1.00"})
+            posts = [post_in_one_write(proxy.books_port, "/v1/books",
+                                       {"title": f"once {i}", "author": "A", "price": "1.00"})
+                     for i in range(4)]
+            keyed = [post_in_one_write(proxy.books_port, "/v1/books",
+                                       {"title": f"keyed {i}", "author": "A", "price": "1.00"},
+                                       headers=[("Idempotency-Key", str(uuid.uuid4()))])
                      for i in range(4)]
         finally:
             books[0].send_signal(signal.SIGCONT)
-        codes = [p.status_code for p in posts]
+        codes = [code for code, _ in posts + keyed]
         assert set(codes) <= {201, 502, 503, 504}, codes
+        # each POST went to one host only, and the stopped host took some
+        logged = {rid: proxy.logged(rid) for _, rid in posts + keyed}
+        again = {rid: line for rid, line in logged.items() if line[2] != "0"}
+        assert again == {}, f"sent twice (server, status, retries): {again}"
+        for kind, sent in (("POST", posts), ("keyed POST", keyed)):
+            assert any(logged[rid][:2] == ("app1", 504) for _, rid in sent), \
+                f"no {kind} reached the stopped host: {[logged[rid] for _, rid in sent]}"
         # every POST that timed out on the stopped host may still be stored there
         # once it runs again, but none was stored twice
         time.sleep(scaled(1))
