@@ -70,6 +70,7 @@ typedef struct
   BsCircuitPermit permit;
   gint64 started_us;
   guint retry_after_s;
+  char trace_id[BS_TRACE_ID_LEN + 1]; /* the call's: the exemplar of its latency */
 } GetCall;
 
 void
@@ -283,8 +284,9 @@ get_book_done (GObject *source, GAsyncResult *result, gpointer user_data)
       g_task_return_error (task, g_steal_pointer (&transport_error));
       return;
     }
-  bs_metric_observe (books->duration, NULL,
-                     (double) (g_get_monotonic_time () - call->started_us) / G_USEC_PER_SEC);
+  bs_metric_observe_exemplar (
+      books->duration, NULL, (double) (g_get_monotonic_time () - call->started_us) / G_USEC_PER_SEC,
+      call->trace_id);
   outcome = classify (call, response, transport_error, &book, &error);
   count (books, outcome);
   bs_circuit_breaker_record (books->breaker, &call->permit, !outcomes[outcome].failure);
@@ -339,6 +341,7 @@ orders_books_get_book_async (OrdersBooks *books, gint64 book_id, const char *req
   else
     bs_trace_start (&span, NULL);
   bs_trace_format (&span, traceparent);
+  g_strlcpy (call->trace_id, span.trace_id, sizeof call->trace_id);
   bs_log_call (request_id, &span, "books", "GET", path);
   call->started_us = g_get_monotonic_time ();
   books->in_flight++;

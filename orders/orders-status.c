@@ -60,6 +60,7 @@ typedef struct
 {
   char *id;           /* the stream entry id */
   GHashTable *fields; /* NULL: the entry was deleted from the stream */
+  BsTrace trace;      /* its span, in the trace of its traceparent field (else a new one) */
 } Entry;
 
 typedef struct _Batch
@@ -431,6 +432,10 @@ batch_from_reply (const redisReply *reply)
           entry_free (entry);
           continue; /* no id: nothing we could even acknowledge */
         }
+      /* a span in the trace of the worker's job that sent the entry */
+      bs_trace_start (&entry->trace, entry->fields != NULL
+                                         ? g_hash_table_lookup (entry->fields, "traceparent")
+                                         : NULL);
       g_ptr_array_add (batch->entries, entry);
     }
   return batch;
@@ -489,12 +494,40 @@ ack_batch (OrdersStatus *self)
                          self);
 }
 
+/* A record about @entry, in its span. */
+static void entry_log (const Entry *entry, GLogLevelFlags level, const char *format, ...)
+    G_GNUC_PRINTF (3, 4);
+
 static void
-log_invalid (const char *entry_id, const char *why)
+entry_log (const Entry *entry, GLogLevelFlags level, const char *format, ...)
 {
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "REDIS_STREAM", ORDERS_STATUS_STREAM,
-                    "REDIS_ENTRY_ID", entry_id, "MESSAGE",
-                    "status entry %s is invalid; acknowledged: %s", entry_id, why);
+  va_list args;
+  g_autofree char *message = NULL;
+  GLogField fields[] = {
+    { "PRIORITY",
+      level & G_LOG_LEVEL_WARNING ? "4"
+      : level & G_LOG_LEVEL_DEBUG ? "7"
+                                  : "5",
+      -1 },
+    { "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
+    BS_TRACE_LOG_FIELDS (&entry->trace),
+    { "REDIS_STREAM", ORDERS_STATUS_STREAM, -1 },
+    { "REDIS_ENTRY_ID", entry->id, -1 },
+    { "MESSAGE", NULL, -1 }, /* last: journald drops fields after it */
+  };
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  fields[G_N_ELEMENTS (fields) - 1].value = message;
+  bs_log_fields (level, fields, G_N_ELEMENTS (fields));
+}
+
+static void
+log_invalid (const Entry *entry, const char *why)
+{
+  entry_log (entry, G_LOG_LEVEL_WARNING, "status entry %s is invalid; acknowledged: %s", entry->id,
+             why);
 }
 
 /* Valid UTF-8 of at most @max_chars characters, or NULL. */
@@ -572,14 +605,13 @@ is_transient (const GError *error)
 }
 
 static void
-log_applied (const Entry *entry, const BsTrace *trace, const char *order_id, const char *status,
-             const char *before)
+log_applied (const Entry *entry, const char *order_id, const char *status, const char *before)
 {
   g_autofree char *message = g_strdup_printf ("order %s now %s (was %s)", order_id, status, before);
   GLogField fields[] = {
     { "PRIORITY", "6", -1 }, /* info */
     { "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
-    BS_TRACE_LOG_FIELDS (trace),
+    BS_TRACE_LOG_FIELDS (&entry->trace),
     { "ORDER_ID", order_id, -1 },
     { "ORDER_STATUS", status, -1 },
     { "REDIS_ENTRY_ID", entry->id, -1 },
@@ -598,26 +630,21 @@ report_result (OrdersStatus *self, const Entry *entry, const PGresult *res)
 
   if (g_str_equal (PQgetvalue (res, 0, 0), "t"))
     {
-      BsTrace trace;
-
-      /* a span in the trace of the worker's job that sent the entry (a new
-       * trace for an entry without a traceparent) */
-      bs_trace_start (&trace, g_hash_table_lookup (entry->fields, "traceparent"));
       count (self, "applied");
-      log_applied (entry, &trace, order_id, status, before);
+      log_applied (entry, order_id, status, before);
     }
   else if (before == NULL)
     {
       g_autofree char *why = g_strdup_printf ("order %s does not exist", order_id);
 
       count (self, "invalid");
-      log_invalid (entry->id, why);
+      log_invalid (entry, why);
     }
   else
     {
       count (self, "ignored");
-      g_debug ("status entry %s: order %s is %s already: %s ignored", entry->id, order_id, before,
-               status);
+      entry_log (entry, G_LOG_LEVEL_DEBUG, "status entry %s: order %s is %s already: %s ignored",
+                 entry->id, order_id, before, status);
     }
 }
 
@@ -638,7 +665,8 @@ applied (GObject *source, GAsyncResult *result, gpointer user_data)
   if (res == NULL && is_transient (error))
     {
       if (!self->db_failing)
-        g_warning ("status consumer: cannot apply status entry %s: %s; it stays pending and is "
+        entry_log (entry, G_LOG_LEVEL_WARNING,
+                   "status consumer: cannot apply status entry %s: %s; it stays pending and is "
                    "read again",
                    entry->id, error->message);
       self->db_failing = TRUE;
@@ -652,7 +680,7 @@ applied (GObject *source, GAsyncResult *result, gpointer user_data)
   if (res == NULL)
     {
       count (self, "invalid");
-      log_invalid (entry->id, error->message);
+      log_invalid (entry, error->message);
     }
   else
     report_result (self, entry, res);
@@ -677,7 +705,7 @@ apply_next (OrdersStatus *self)
       if (!parse_change (entry, &change, &why))
         {
           count (self, "invalid");
-          log_invalid (entry->id, why);
+          log_invalid (entry, why);
           g_ptr_array_add (batch->acks, entry->id);
           batch->next++;
           continue;

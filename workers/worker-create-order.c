@@ -417,6 +417,8 @@ typedef struct
   WorkerDeadDone done;
   gpointer done_data;
   char *job_id;
+  char *request_id; /* the job's; may be NULL */
+  BsTrace trace;    /* a span in the trace of the job's traceparent field */
 } DeadResult;
 
 static void
@@ -425,10 +427,12 @@ dead_result_added (const GError *error, gpointer user_data)
   DeadResult *dead = user_data;
 
   if (error != NULL)
-    g_warning ("order-creation job %s dead-lettered, but its result was not recorded: %s",
-               dead->job_id, error->message);
+    bs_log_request (G_LOG_LEVEL_WARNING, dead->request_id, &dead->trace,
+                    "order-creation job %s dead-lettered, but its result was not recorded: %s",
+                    dead->job_id, error->message);
   dead->done (dead->done_data);
   g_free (dead->job_id);
+  g_free (dead->request_id);
   g_free (dead);
 }
 
@@ -438,12 +442,16 @@ worker_create_order_dead (const char *id, GHashTable *fields, guint deliveries, 
 {
   WorkerCreateOrder *self = user_data;
   const char *key = g_hash_table_lookup (fields, "idempotency_key");
+  const char *request_id = g_hash_table_lookup (fields, "request_id");
   g_autofree char *fallback_key = g_strconcat ("job-", id, NULL);
   DeadResult *dead = g_new0 (DeadResult, 1);
 
   dead->done = done;
   dead->done_data = done_data;
   dead->job_id = g_strdup (id);
+  if (request_id != NULL && bs_request_id_is_sane (request_id))
+    dead->request_id = g_strdup (request_id);
+  bs_trace_start (&dead->trace, g_hash_table_lookup (fields, "traceparent"));
   publish_result (self->commands, id, key != NULL ? key : fallback_key, "dead-lettered", 0, NULL,
                   reason, deliveries, dead_result_added, dead);
 }

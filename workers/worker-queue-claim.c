@@ -67,9 +67,9 @@ dead_acked (BsRedis *redis, redisReply *reply, const GError *error, gpointer use
     return;
   if (error != NULL)
     {
-      worker_queue_log (queue, G_LOG_LEVEL_WARNING, op->id,
-                        "job %s copied to %s but not acknowledged: %s", op->id, queue->dead_stream,
-                        error->message);
+      worker_queue_log_entry (queue, G_LOG_LEVEL_WARNING, op->id, op->fields,
+                              "job %s copied to %s but not acknowledged: %s", op->id,
+                              queue->dead_stream, error->message);
       return;
     }
   bs_metric_inc (queue->metrics->dead_lettered, queue->labels, 1);
@@ -103,9 +103,9 @@ dead_copied (BsRedis *redis, redisReply *reply, const GError *error, gpointer us
     return;
   if (error != NULL)
     {
-      worker_queue_log (queue, G_LOG_LEVEL_WARNING, op->id,
-                        "cannot copy job %s to %s: %s; trying again later", op->id,
-                        queue->dead_stream, error->message);
+      worker_queue_log_entry (queue, G_LOG_LEVEL_WARNING, op->id, op->fields,
+                              "cannot copy job %s to %s: %s; trying again later", op->id,
+                              queue->dead_stream, error->message);
       return;
     }
   if (queue->dead_handler != NULL)

@@ -64,8 +64,8 @@ reclaimed (BsRedis *redis, redisReply *reply, const GError *error, gpointer user
           g_free (id); /* deleted from the stream meanwhile */
           continue;
         }
-      worker_queue_log (queue, G_LOG_LEVEL_INFO, id, "took back job %s, read as the stop began",
-                        id);
+      worker_queue_log_entry (queue, G_LOG_LEVEL_INFO, id, fields,
+                              "took back job %s, read as the stop began", id);
       worker_queue_start_job (queue, id, fields,
                               GPOINTER_TO_UINT (g_hash_table_lookup (op->deliveries, id)) + 1);
     }

@@ -634,8 +634,10 @@ job_finishing (WorkerJob *job)
       job_unref (job);
       return FALSE;
     }
-  bs_metric_observe (job->queue->metrics->duration, job->queue->labels,
-                     (double) (g_get_monotonic_time () - job->started_us) / G_USEC_PER_SEC);
+  /* the job's trace as the exemplar (OpenMetrics) */
+  bs_metric_observe_exemplar (job->queue->metrics->duration, job->queue->labels,
+                              (double) (g_get_monotonic_time () - job->started_us) / G_USEC_PER_SEC,
+                              job->trace.trace_id);
   g_hash_table_remove (job->queue->reasons, job->id);
   return TRUE;
 }

@@ -175,7 +175,19 @@ def test_openmetrics_with_exemplars(fresh_pair):
                  and s.exemplar is not None]
     assert [e.labels for e in exemplars] == [{"trace_id": trace_id}], exemplars
     assert 0 < exemplars[0].value < 10 and exemplars[0].timestamp is not None
-    # Orders' exposition parses too; the classic one carries no exemplar
-    list(text_string_to_metric_families(openmetrics(fresh_pair.orders)))
+
+    # Orders: its request and its call to Books (a child span: same trace id)
+    order_trace = "0af7651916cd43dd8448eb211c80319c"
+    resp = fresh_pair.api.post("/v1/orders", json={"book_id": book["id"], "quantity": 1},
+                               headers={"traceparent": f"00-{order_trace}-b7ad6b7169203331-01"})
+    assert_status(resp, 201)
+    families = {f.name: f for f in text_string_to_metric_families(openmetrics(fresh_pair.orders))}
+    for family, labels in (("http_request_duration_seconds", {"handler": "/v1/orders"}),
+                           ("books_request_duration_seconds", {})):
+        exemplars = [s.exemplar for s in families[family].samples
+                     if s.name.endswith("_bucket") and s.exemplar is not None
+                     and labels.items() <= s.labels.items()]
+        assert [e.labels for e in exemplars] == [{"trace_id": order_trace}], (family, exemplars)
+    # the classic format carries no exemplar
     plain = requests.get(fresh_pair.books.url("/metrics"), timeout=10).text
     assert "# {" not in plain and "# EOF" not in plain

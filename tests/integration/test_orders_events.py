@@ -408,12 +408,15 @@ def test_status_messages_wait_for_postgres(redis_srv, odaemons, own_pg, tmp_path
 
         own_pg.stop()
         try:
-            publish_status(r, order["id"], "processing")
+            trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+            publish_status(r, order["id"], "processing",
+                           traceparent=f"00-{trace}-00f067aa0ba902b7-01")
             publish_status(r, order["id"], "completed")
             # delivered to orders, not applied, so not acknowledged; read again
             # and again, while the one after it waits in the stream
             wait_for(lambda: group_pending(r) == 1, WAIT, message="the first entry pending")
-            pair.orders.wait_for_log(lambda rec: "stays pending" in rec.get("MESSAGE", ""), WAIT)
+            rec, = pair.orders.wait_for_log(lambda rec: "stays pending" in rec.get("MESSAGE", ""), WAIT)
+            assert rec.get("TRACE_ID") == trace, rec  # logged in the entry's trace
             assert updates(pair, "applied") == 0
             assert group_pending(r) == 1
         finally:

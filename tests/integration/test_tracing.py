@@ -1,8 +1,10 @@
 """W3C Trace Context across the three daemons (shared/bs-trace.h): one order's
 trace id in the log records of Orders, Books and the worker, in that order,
 with each span's parent the span that caused it; the enqueue path (worker →
-Orders → Books) in one trace too; a malformed traceparent, or none, starts a
-new trace, never an error.
+Orders → Books) in one trace too; status entries Orders refuses are logged
+in their trace; the job's and Orders' Books call's latency exemplars carry
+the trace id; a malformed traceparent, or none, starts a new trace, never an
+error.
 
 Real Books, Orders and worker daemons on real PostgreSQL and Redis; the
 records are the daemons' JSON log lines (harness.Daemon.log_records)."""
@@ -85,6 +87,20 @@ def ts(rec):
     return parse_ts(rec["TIMESTAMP"])
 
 
+def exemplar_traces(daemon, family, **labels):
+    """The trace ids of the exemplars of `family`'s buckets (with `labels`),
+    in the daemon's OpenMetrics exposition."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    resp = requests.get(daemon.url("/metrics"), timeout=10,
+                        headers={"Accept": "application/openmetrics-text;version=1.0.0"})
+    assert resp.status_code == 200, resp.text
+    families = {f.name: f for f in text_string_to_metric_families(resp.text)}
+    return [s.exemplar.labels["trace_id"] for s in families[family].samples
+            if s.name.endswith("_bucket") and s.exemplar is not None
+            and labels.items() <= s.labels.items()]
+
+
 # --------------------------------------------------------------------------
 # one order through Orders, Books and the worker
 
@@ -149,6 +165,33 @@ def test_one_order_one_trace_through_the_three_units(workers, redis_server, pair
     assert all(r.get("ORDER_ID") in (None, order_id) for r in traced(w, TRACE))
 
 
+def test_refused_status_entries_are_logged_in_their_trace(pair, redis_server):
+    """A status entry Orders refuses (no such order, unknown status) is logged
+    in the trace of its traceparent, like one it applies."""
+    r = redis_server.client()
+
+    def group_exists():
+        try:
+            return bool(r.xinfo_groups(STATUS))
+        except Exception:  # noqa: BLE001 - no stream yet
+            return False
+
+    wait_for(group_exists, scaled(15), message="Orders' status group")
+    ids = [r.xadd(STATUS, {"order_id": "987654321", "status": "completed",
+                           "traceparent": TRACEPARENT}),
+           r.xadd(STATUS, {"order_id": "1", "status": "shipped", "traceparent": TRACEPARENT})]
+    ids = [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    def refused():
+        found = [rec for rec in pair.orders.log_records() if rec.get("REDIS_ENTRY_ID") in ids]
+        return found if len(found) == len(ids) else None
+
+    recs = wait_for(refused, scaled(15), message="the records of the refused entries")
+    for rec in recs:
+        assert "is invalid" in rec["MESSAGE"] and rec["LEVEL"] == "warning", rec
+        assert_span(rec, TRACE, PARENT)
+
+
 def test_without_tracestate_the_event_has_none(pair, book, redis_server):
     resp = pair.api.post("/v1/orders", json={"book_id": book["id"], "quantity": 1},
                          headers={"traceparent": TRACEPARENT})
@@ -201,6 +244,13 @@ def test_enqueued_order_one_trace_through_worker_orders_books(workers, redis_ser
 
     # in order: worker, Orders, Books, then the worker's processing
     assert ts(call) <= ts(books_call) <= ts(fetch) <= ts(processed), (call, books_call, fetch, processed)
+
+    # the job's latency has its trace id as exemplar (OpenMetrics), as Orders'
+    # call to Books has
+    assert wait_for(lambda: exemplar_traces(w, "worker_job_duration_seconds",
+                                            queue="create-order") == [trace_id], scaled(10),
+                    message="the job's exemplar")
+    assert exemplar_traces(pair.orders, "books_request_duration_seconds") == [trace_id]
 
 
 def test_enqueue_continues_a_given_trace(redis_server):

@@ -252,6 +252,32 @@ def test_latency_exemplars_reach_prometheus(stack):
     assert 0 < float(exemplars[0]["value"]) < 60
 
 
+def query_exemplars(prom, selector, trace_id):
+    now = time.time()
+    resp = requests.get(f"{prom.url}/api/v1/query_exemplars", timeout=10, params={
+        "query": selector, "start": now - 600, "end": now + 60})
+    resp.raise_for_status()
+    return [e for series in resp.json()["data"] for e in series["exemplars"]
+            if e["labels"].get("trace_id") == trace_id]
+
+
+def test_order_latency_exemplars_reach_prometheus(stack):
+    """One order's trace id is the exemplar of each latency histogram it went
+    through: Orders' request, Orders' call to Books, the worker's job."""
+    trace_id = uuid.uuid4().hex
+    book = stack.pair.books_api.create_book(title="Exemplary", author="E. Xemplar", price="2.00")
+    resp = stack.pair.api.post("/v1/orders", json={"book_id": book["id"], "quantity": 1},
+                               headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    assert resp.status_code == 201, resp.text
+    wait_order_status(stack.pair.api, resp.json()["id"], "completed", scaled(30))
+    for selector in ('http_request_duration_seconds_bucket{job="orders",handler="/v1/orders"}',
+                     'books_request_duration_seconds_bucket{job="orders"}',
+                     'worker_job_duration_seconds_bucket{job="worker",queue="process-order"}'):
+        exemplars = wait_for(lambda: query_exemplars(stack.prometheus, selector, trace_id),
+                             scaled(30), interval=0.5, message=f"the exemplar {trace_id} of {selector}")
+        assert 0 < float(exemplars[0]["value"]) < 60, (selector, exemplars)
+
+
 def test_every_alert_rule_loads_and_evaluates(stack):
     import yaml
     shipped = {r["alert"] for g in yaml.safe_load((MONITORING / "rules" / "alerts.yml").read_text())["groups"]
