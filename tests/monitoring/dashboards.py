@@ -41,6 +41,10 @@ RATE_INTERVAL = "$__rate_interval"
 # word character and does not match.)
 VARIABLE_RE = re.compile(r"\$(\w+)|\$\{([^}]*)\}|\[\[([^\]]*)\]\]")
 PANEL_TYPES = {"timeseries", "stat", "gauge", "table", "bargauge", "row"}
+# The histograms whose buckets carry trace ids as exemplars (OpenMetrics): a
+# latency graph over one of them asks Grafana for the exemplars too.
+EXEMPLAR_HISTOGRAMS = ("http_request_duration_seconds", "books_request_duration_seconds",
+                       "worker_job_duration_seconds")
 GRID_COLUMNS = 24
 
 
@@ -265,6 +269,11 @@ def check_panel(name, panel, ds_uids, errors):
         tds = target.get("datasource")
         if tds is not None and (not isinstance(tds, dict) or tds.get("uid") not in ds_uids):
             errors.append(f"{twhere} ({ref}): datasource {tds!r} is not the provisioned one")
+        if ("histogram_quantile" in expr and target.get("range") and not target.get("instant")
+                and any(f"{h}_bucket" in expr for h in EXEMPLAR_HISTOGRAMS)
+                and target.get("exemplar") is not True):
+            errors.append(f"{twhere} ({ref}): a latency graph of a histogram with exemplars "
+                          f"without \"exemplar\": true")
         for m in VARIABLE_RE.finditer(expr):
             if m.group(0) != RATE_INTERVAL:
                 errors.append(f"{twhere} ({ref}): template variable {m.group(0)} in expr "
