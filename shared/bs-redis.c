@@ -149,7 +149,7 @@ bs_redis_new (const BsRedisOptions *options)
       sentinel.name = name;
       sentinel.sentinels = NULL;
       sentinel.master_name = NULL;
-      sentinel.username = NULL; /* sentinels without their own login (README) */
+      sentinel.username = NULL; /* no login (docs/configuration.md, "Redis with Sentinel") */
       sentinel.password = NULL;
       sentinel.host = NULL;
       sentinel.port = 0;
