@@ -264,11 +264,13 @@ def test_idempotency_purge(config, pair):
     book = pair.books_api.create_book(title="Key Book", author="K. Ey", price="2.00")
     old = pair.api.create_order(book["id"], 1, key="ctl-old-key").json()
     pair.api.create_order(book["id"], 1, key="ctl-new-key")
+    # younger than Orders' own 24-hour retention: its first purge, which may
+    # run any moment after start, must not be the one that deletes the key
     pair.orders_manager.cluster.psql(
-        "UPDATE idempotency_keys SET created_at = now() - interval '2 days' "
+        "UPDATE idempotency_keys SET created_at = now() - interval '2 hours' "
         "WHERE key = 'ctl-old-key'", db=pair.orders_db)
-    assert ctl_json(config, "idempotency", "purge", "--older-than", "24h") == \
-        {"deleted": 1, "older_than_seconds": 86400}
+    assert ctl_json(config, "idempotency", "purge", "--older-than", "1h") == \
+        {"deleted": 1, "older_than_seconds": 3600}
     assert ctl_json(config, "idempotency", "purge", "--older-than=1d")["deleted"] == 0
     keys = pair.orders_manager.cluster.psql("SELECT key FROM idempotency_keys ORDER BY key",
                                             db=pair.orders_db).split()
@@ -280,6 +282,54 @@ def test_idempotency_purge(config, pair):
     for bad in (["purge"], ["purge", "--older-than", "soon"], ["purge", "--older-than", "-1h"],
                 ["vacuum"]):
         assert ctl(config, "idempotency", *bad)[0] == EX_USAGE, bad
+
+
+@pytest.fixture
+def silent_ports():
+    """Three loopback ports that complete the TCP handshake (the kernel's
+    backlog) and never answer a byte: a server that hangs."""
+    sockets = []
+    for _ in range(3):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        sockets.append(s)
+    yield [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+
+
+def test_a_server_that_never_answers_is_a_timeout_not_a_hang(tmp_path, silent_ports):
+    """Books, Orders, the worker's /health, PostgreSQL and Redis all accept the
+    connection and then say nothing: every command ends by its --timeout with
+    the failure named, the ones that need the server with a non-zero status."""
+    http, pg, redis = silent_ports
+    etc = tmp_path / "etc"
+    (etc / "redis").mkdir(parents=True)
+    (etc / "redis" / "ctl.password").write_text("never-checked\n")
+    (etc / "books.env").write_text(
+        f"BOOKS_DB_DSN=postgresql://books@127.0.0.1:{pg}/books_db\nPORT={http}\n")
+    (etc / "orders.env").write_text(
+        f"DATABASE_URL=postgresql://orders@127.0.0.1:{pg}/orders_db\nPORT={http}\n"
+        f"REDIS_HOST=127.0.0.1\nREDIS_PORT={redis}\n")
+    (etc / "worker.env").write_text(
+        f"WORKER_METRICS_PORT={http}\nREDIS_HOST=127.0.0.1\nREDIS_PORT={redis}\n")
+
+    # the subprocess timeout is the hang detector: each wait is bounded by
+    # --timeout 1, and status has a handful of them
+    rc, out, err = ctl(etc, "--json", "--timeout", "1", "status", timeout=scaled(60))
+    assert rc == 1, (rc, out, err)
+    doc = json.loads(out)
+    assert doc["healthy"] is False
+    assert all(not s["healthy"] and s["error"] for s in doc["services"]), doc["services"]
+    assert all(not d["reachable"] for d in doc["databases"]), doc["databases"]
+    assert doc["redis"]["reachable"] is False and doc["redis"]["error"], doc["redis"]
+
+    for args, field in ((["outbox"], "error"), (["order", "1"], "order_error"),
+                        (["dead-letters", "list"], "error"),
+                        (["idempotency", "purge", "--older-than", "1d"], "error")):
+        rc, out, err = ctl(etc, "--json", "--timeout", "1", *args, timeout=scaled(30))
+        assert rc == 69 and json.loads(out)[field], (args, rc, out, err)
 
 
 def test_usage_and_configuration_errors(tmp_path):
