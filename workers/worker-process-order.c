@@ -137,16 +137,19 @@ failed_on (Run *run, const char *what, const GError *error)
  * status or notification for one order.
  * KEYS: status stream, done key, notifications stream.
  * ARGV: order id, status, event id, worker, done TTL (s), recipient,
- * traceparent[, reason] */
+ * traceparent, tracestate ("" for none)[, reason] */
 static const char finish_script[]
     = "local f = {'order_id', ARGV[1], 'status', ARGV[2], 'event_id', ARGV[3], 'worker', ARGV[4]}\n"
-      "if ARGV[8] then f[#f + 1] = 'reason'; f[#f + 1] = ARGV[8] end\n"
-      "f[#f + 1] = 'traceparent'; f[#f + 1] = ARGV[7]\n"
+      "if ARGV[9] then f[#f + 1] = 'reason'; f[#f + 1] = ARGV[9] end\n"
+      "local t = {'traceparent', ARGV[7]}\n"
+      "if ARGV[8] ~= '' then t[3] = 'tracestate'; t[4] = ARGV[8] end\n"
+      "for _, v in ipairs(t) do f[#f + 1] = v end\n"
       "redis.call('XADD', KEYS[1], '*', unpack(f))\n"
       "redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[5])\n"
       "if ARGV[2] == 'completed' then\n"
-      "  redis.call('XADD', KEYS[3], '*', 'type', 'order.completed', 'order_id', ARGV[1],\n"
-      "             'recipient', ARGV[6], 'traceparent', ARGV[7])\n"
+      "  local n = {'type', 'order.completed', 'order_id', ARGV[1], 'recipient', ARGV[6]}\n"
+      "  for _, v in ipairs(t) do n[#n + 1] = v end\n"
+      "  redis.call('XADD', KEYS[3], '*', unpack(n))\n"
       "end\n"
       "return 1\n";
 
@@ -168,6 +171,7 @@ finish (Run *run, const char *status)
   g_autofree char *done_key = g_strconcat (WORKER_DONE_KEY_PREFIX, run->order_id, NULL);
   char ttl[16];
   char traceparent[BS_TRACEPARENT_LEN + 1];
+  const char *tracestate = worker_job_get_tracestate (run->job);
   const char *argv[] = { "EVAL",
                          finish_script,
                          "3",
@@ -181,6 +185,7 @@ finish (Run *run, const char *status)
                          ttl,
                          run->self->recipient,
                          traceparent,
+                         tracestate != NULL ? tracestate : "",
                          run->reason };
 
   run->status = status;
@@ -263,10 +268,28 @@ done_checked (BsRedis *redis, redisReply *reply, const GError *error, gpointer u
   log_order (G_LOG_LEVEL_INFO, run, NULL, "processing order %s (quantity %" G_GUINT64_FORMAT ")",
              run->order_id, run->quantity);
   format_traceparent (run, traceparent);
-  bs_redis_command (run->self->commands, 0, processing_published, run, "XADD",
-                    WORKER_STREAM_ORDER_STATUS, "*", "order_id", run->order_id, "status",
-                    "processing", "event_id", worker_job_get_id (run->job), "worker",
-                    worker_job_get_consumer (run->job), "traceparent", traceparent, NULL);
+  {
+    const char *tracestate = worker_job_get_tracestate (run->job);
+    const char *argv[] = { "XADD",
+                           WORKER_STREAM_ORDER_STATUS,
+                           "*",
+                           "order_id",
+                           run->order_id,
+                           "status",
+                           "processing",
+                           "event_id",
+                           worker_job_get_id (run->job),
+                           "worker",
+                           worker_job_get_consumer (run->job),
+                           "traceparent",
+                           traceparent,
+                           "tracestate",
+                           tracestate };
+
+    bs_redis_command_argv (run->self->commands, 0,
+                           tracestate != NULL ? G_N_ELEMENTS (argv) : G_N_ELEMENTS (argv) - 2, argv,
+                           NULL, processing_published, run);
+  }
 }
 
 /* ---- the event ----------------------------------------------------------------- */

@@ -23,6 +23,7 @@ from worker_harness import redis_server, workers  # noqa: F401 - fixtures
 EVENTS = "bookstore:orders:events"
 REQUESTS = "bookstore:order-requests"
 STATUS = "bookstore:orders:status"
+NOTIFICATIONS = "bookstore:notifications"
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 PARENT = "b7ad6b7169203331"
 TRACEPARENT = f"00-{TRACE}-{PARENT}-01"
@@ -148,6 +149,15 @@ def test_one_order_one_trace_through_the_three_units(workers, redis_server, pair
                           message="the notification record")[0]
     assert_span(note, TRACE, worker_span)
 
+    # the worker's entries (processing, completed; the notification) pass the
+    # tracestate on with its span as their parent
+    published = [e for stream in (STATUS, NOTIFICATIONS)
+                 for _, e in entries(redis_server.client(), stream) if e.get("order_id") == order_id]
+    assert sorted(e.get("status", e.get("type")) for e in published) == \
+        ["completed", "order.completed", "processing"], published
+    for e in published:
+        assert e["traceparent"] == f"00-{TRACE}-{worker_span}-01" and e["tracestate"] == TRACESTATE, e
+
     # Orders applies the statuses the worker sent, in the worker's trace
     applied = pair.orders.wait_for_log(lambda r: r.get("ORDER_ID") == order_id
                                        and r.get("ORDER_STATUS") == "completed", timeout=scaled(15),
@@ -201,6 +211,19 @@ def test_without_tracestate_the_event_has_none(pair, book, redis_server):
                                     if e[1].get("order_id") == order_id], scaled(15),
                            message="the order's event")
     assert event["traceparent"].startswith(f"00-{TRACE}-") and "tracestate" not in event, event
+
+
+def test_without_tracestate_the_worker_publishes_none(workers, redis_server, pair, book):
+    start_worker(workers, redis_server, env={"ORDERS_API_URL": pair.orders.url()})
+    resp = pair.api.post("/v1/orders", json={"book_id": book["id"], "quantity": 1},
+                         headers={"traceparent": TRACEPARENT})
+    assert resp.status_code == 201, resp.text
+    order_id = str(resp.json()["id"])
+    published = wait_for(lambda: [e for _, e in entries(redis_server.client(), STATUS)
+                                  if e.get("order_id") == order_id and e["status"] == "completed"],
+                         scaled(20), message="the completed status")
+    assert published[0]["traceparent"].startswith(f"00-{TRACE}-"), published
+    assert "tracestate" not in published[0], published
 
 
 # --------------------------------------------------------------------------
