@@ -14,24 +14,10 @@ redisReply *
 ctl_redis_command (redisContext *redis, GError **error, const char *const *argv)
 {
   int argc = 0;
-  redisReply *reply;
 
   while (argv[argc] != NULL)
     argc++;
-  reply = redisCommandArgv (redis, argc, (const char **) argv, NULL);
-  if (reply == NULL)
-    {
-      g_set_error (error, BS_ERROR, BS_ERROR_UNAVAILABLE, "Redis %s failed: %s", argv[0],
-                   redis->errstr[0] != '\0' ? redis->errstr : "no reply");
-      return NULL;
-    }
-  if (reply->type == REDIS_REPLY_ERROR)
-    {
-      g_set_error (error, BS_ERROR, BS_ERROR_INTERNAL, "Redis %s refused: %s", argv[0], reply->str);
-      freeReplyObject (reply);
-      return NULL;
-    }
-  return reply;
+  return bs_redis_blocking_command (redis, argc, argv, error);
 }
 
 redisReply *
@@ -46,47 +32,28 @@ ctl_redis_field (redisReply *array, const char *key)
 }
 
 redisContext *
-ctl_redis_connect (Ctl *ctl, char **who, GError **error)
+ctl_redis_connect (Ctl *ctl, char **who, char **where, GError **error)
 {
   g_auto (BsConfigRedis) config = { 0 };
-  struct timeval timeout = { ctl->timeout_ms / 1000, (ctl->timeout_ms % 1000) * 1000 };
+  g_autofree char *address = NULL;
   g_autoptr (redisContext) redis = NULL;
   g_autoptr (redisReply) reply = NULL;
 
   if (!ctl_config_redis (ctl->config, &config, who, error))
     return NULL;
-  redis = redisConnectWithTimeout (config.host, config.port, timeout);
-  if (redis == NULL || redis->err != 0)
-    {
-      g_set_error (error, BS_ERROR, BS_ERROR_UNAVAILABLE, "cannot connect to Redis at %s:%u: %s",
-                   config.host, config.port, redis != NULL ? redis->errstr : "out of memory");
-      return NULL;
-    }
-  redisSetTimeout (redis, timeout);
-  /* AUTH [user] password: a refusal (WRONGPASS) never holds the password */
-  if (config.password != NULL)
-    {
-      if (*config.username != '\0')
-        reply = ctl_redis (redis, error, "AUTH", config.username, config.password);
-      else
-        reply = ctl_redis (redis, error, "AUTH", config.password);
-      if (reply == NULL)
-        {
-          g_prefix_error (error, "Redis at %s:%u as %s: ", config.host, config.port, *who);
-          if (error != NULL && *error != NULL)
-            (*error)->code = BS_ERROR_UNAVAILABLE;
-          return NULL;
-        }
-      g_clear_pointer (&reply, freeReplyObject);
-    }
-  reply = ctl_redis (redis, error, "PING");
+  redis = bs_redis_blocking_connect (&config, ctl->timeout_ms, &address, error);
+  if (redis != NULL)
+    reply = ctl_redis (redis, error, "PING");
   if (reply == NULL)
     {
-      g_prefix_error (error, "Redis at %s:%u: ", config.host, config.port);
+      g_prefix_error (error, "Redis%s%s as %s: ", address != NULL ? " at " : "",
+                      address != NULL ? address : "", *who);
       if (error != NULL && *error != NULL)
         (*error)->code = BS_ERROR_UNAVAILABLE;
       return NULL;
     }
+  if (where != NULL)
+    *where = g_steal_pointer (&address);
   return g_steal_pointer (&redis);
 }
 

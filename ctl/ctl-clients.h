@@ -5,21 +5,23 @@
 
 #include "ctl.h"
 
+#include "bs-redis-blocking.h"
+
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 #include <libsoup/soup.h>
 
 G_BEGIN_DECLS
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (redisContext, redisFree)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (redisReply, freeReplyObject)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PGconn, PQfinish)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PGresult, PQclear)
 
-/* Connected and logged in (ctl_config_redis()), named "bookstorectl".
+/* Connected and logged in (ctl_config_redis()), directly or through the
+ * sentinels (REDIS_SENTINELS, REDIS_MASTER_NAME) as the services are.
  * BS_ERROR_CONFIG for bad settings, BS_ERROR_UNAVAILABLE when Redis cannot
- * be reached or refuses the login. @who: whom we logged in as. */
-redisContext *ctl_redis_connect (Ctl *ctl, char **who, GError **error);
+ * be reached or refuses the login. @who: whom we logged in as; @where
+ * (may be NULL): "host:port" of the server, set on success. */
+redisContext *ctl_redis_connect (Ctl *ctl, char **who, char **where, GError **error);
 
 /* A reply that is not an error reply; argv is NULL-terminated. */
 redisReply *ctl_redis_command (redisContext *redis, GError **error, const char *const *argv);

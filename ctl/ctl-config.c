@@ -183,20 +183,14 @@ ctl_config_redis (const CtlConfig *config, BsConfigRedis *redis, char **who, GEr
   g_autofree char *ctl_password = g_build_filename (config->dir, "redis", "ctl.password", NULL);
   gboolean as_ctl = g_file_test (ctl_password, G_FILE_TEST_EXISTS);
 
-  if (ctl_config_get (config, service, "REDIS_SENTINELS") != NULL)
-    {
-      g_set_error (error, BS_ERROR, BS_ERROR_CONFIG,
-                   "%s.env names Redis sentinels: bookstorectl connects to REDIS_HOST only",
-                   service_names[service]);
-      return FALSE;
-    }
   for (gsize i = 0; i < G_N_ELEMENTS (redis_variables); i++)
     g_unsetenv (redis_variables[i]);
-  for (gsize i = 0; i < 2; i++)
+  /* where: REDIS_HOST and REDIS_PORT, or the sentinels and the master's name */
+  for (gsize i = 0; i < 7; i++)
     {
       const char *value = ctl_config_get (config, service, redis_variables[i]);
 
-      if (value != NULL)
+      if (value != NULL && (i < 2 || i >= 5))
         g_setenv (redis_variables[i], value, TRUE);
     }
   if (as_ctl)

@@ -311,7 +311,7 @@ ctl_dead_letters (Ctl *ctl, int argc, char **argv)
   if (!is_list && (id == NULL || !valid_id (id)))
     return ctl_usage_error ("usage: dead-letters %s ID (an entry id such as 1700000000000-0)",
                             action);
-  redis = ctl_redis_connect (ctl, &who, &error);
+  redis = ctl_redis_connect (ctl, &who, NULL, &error);
   if (redis == NULL)
     return ctl_fail (ctl,
                      g_error_matches (error, BS_ERROR, BS_ERROR_CONFIG) ? CTL_EXIT_CONFIG

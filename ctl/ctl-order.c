@@ -211,7 +211,7 @@ ctl_order (Ctl *ctl, int argc, char **argv)
     return ctl_usage_error ("order: '%s' is not an order id (a positive integer)", argv[1]);
   g_snprintf (id_text, sizeof id_text, "%" G_GINT64_FORMAT, id);
   order = fetch_order (ctl, id_text, &status, &order_error);
-  redis = ctl_redis_connect (ctl, &who, &redis_error);
+  redis = ctl_redis_connect (ctl, &who, NULL, &redis_error);
   for (guint i = 0; redis != NULL && order_streams[i] != NULL; i++)
     {
       Scan scan = { id_text, order_streams[i], entries };

@@ -82,8 +82,8 @@ static void
 add_redis (Ctl *ctl, JsonBuilder *b, gboolean *healthy)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *who = NULL;
-  g_autoptr (redisContext) redis = ctl_redis_connect (ctl, &who, &error);
+  g_autofree char *who = NULL, *address = NULL;
+  g_autoptr (redisContext) redis = ctl_redis_connect (ctl, &who, &address, &error);
   JsonNode *streams = redis != NULL ? ctl_streams_status (redis, &error) : NULL;
 
   if (redis == NULL)
@@ -93,6 +93,7 @@ add_redis (Ctl *ctl, JsonBuilder *b, gboolean *healthy)
   json_builder_set_member_name (b, "reachable");
   json_builder_add_boolean_value (b, redis != NULL);
   set_string (b, "user", who);
+  set_string (b, "address", address);
   json_builder_set_member_name (b, "streams");
   if (streams != NULL)
     json_builder_add_value (b, streams);
@@ -246,8 +247,11 @@ print_status (JsonObject *root)
     }
   if (redis != NULL)
     {
-      printf ("redis:\n  %s %s\n", mark (json_object_get_boolean_member (redis, "reachable")),
-              ctl_json_string (redis, "error", ctl_json_string (redis, "user", "")));
+      const char *address = ctl_json_string (redis, "address", NULL);
+
+      printf ("redis:\n  %s %s%s%s\n", mark (json_object_get_boolean_member (redis, "reachable")),
+              ctl_json_string (redis, "error", ctl_json_string (redis, "user", "")),
+              address != NULL ? " at " : "", address != NULL ? address : "");
       print_streams (ctl_json_array (redis, "streams"));
     }
   if (outbox != NULL)

@@ -8,6 +8,7 @@
 #include "bs-config.h"
 #include "bs-idempotency-key.h"
 #include "bs-json-writer.h"
+#include "bs-redis-blocking.h"
 #include "bs-redis.h"
 #include "bs-trace.h"
 
@@ -24,9 +25,6 @@
 #define CONNECT_TIMEOUT_S 5
 #define IO_SLACK_S 5
 #define READ_BATCH "100"
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (redisContext, redisFree)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (redisReply, freeReplyObject)
 
 static const char description[]
     = "Adds {book_id, quantity, idempotency_key} to the Redis stream bookstore:order-requests,\n"
@@ -120,102 +118,12 @@ parse_options (int *argc, char ***argv, Options *options)
 static redisReply *
 command (redisContext *redis, int argc, const char **argv)
 {
-  redisReply *reply = redisCommandArgv (redis, argc, argv, NULL);
+  g_autoptr (GError) error = NULL;
+  redisReply *reply = bs_redis_blocking_command (redis, argc, argv, &error);
 
   if (reply == NULL)
-    {
-      fprintf (stderr, "bookstore-enqueue: Redis %s failed: %s\n", argv[0], redis->errstr);
-      return NULL;
-    }
-  if (reply->type == REDIS_REPLY_ERROR)
-    {
-      fprintf (stderr, "bookstore-enqueue: Redis %s failed: %s\n", argv[0], reply->str);
-      freeReplyObject (reply);
-      return NULL;
-    }
+    fprintf (stderr, "bookstore-enqueue: %s\n", error->message);
   return reply;
-}
-
-/* AUTH [<user>] <password>: the reply to a refused one (WRONGPASS) never
- * holds the password. */
-static gboolean
-authenticate (redisContext *redis, const BsConfigRedis *config)
-{
-  g_autoptr (redisReply) reply = NULL;
-
-  if (config->password == NULL)
-    return TRUE;
-  if (*config->username != '\0')
-    reply = command (redis, 3, (const char *[]){ "AUTH", config->username, config->password });
-  else
-    reply = command (redis, 2, (const char *[]){ "AUTH", config->password });
-  return reply != NULL;
-}
-
-static redisContext *
-connect_to (const char *host, guint16 port)
-{
-  struct timeval timeout = { CONNECT_TIMEOUT_S, 0 };
-  g_autoptr (redisContext) redis = redisConnectWithTimeout (host, port, timeout);
-
-  if (redis == NULL || redis->err != 0)
-    {
-      fprintf (stderr, "bookstore-enqueue: cannot connect to Redis at %s:%u: %s\n", host, port,
-               redis != NULL ? redis->errstr : "out of memory");
-      return NULL;
-    }
-  redisSetTimeout (redis, timeout);
-  return g_steal_pointer (&redis);
-}
-
-/* HELLO 2 says "role": a sentinel may name a master that is a replica now. */
-static gboolean
-is_master (redisContext *redis)
-{
-  g_autoptr (redisReply) reply = command (redis, 2, (const char *[]){ "HELLO", "2" });
-  const char *role = bs_redis_reply_str (bs_redis_reply_field (reply, "role"));
-
-  if (reply != NULL && g_strcmp0 (role, "master") != 0)
-    fprintf (stderr, "bookstore-enqueue: that Redis is a %s, not the master\n",
-             role != NULL ? role : "server of no known role");
-  return g_strcmp0 (role, "master") == 0;
-}
-
-/* The master the sentinel at @sentinel names, logged in and checked. */
-static redisContext *
-connect_master_from (const char *sentinel, const BsConfigRedis *config)
-{
-  g_autofree char *host = NULL;
-  guint16 port;
-  g_autoptr (redisContext) redis = NULL;
-  g_autoptr (redisReply) reply = NULL;
-  guint64 master_port;
-
-  if (!bs_redis_parse_address (sentinel, BS_REDIS_SENTINEL_PORT, &host, &port, NULL))
-    return NULL;
-  redis = connect_to (host, port);
-  if (redis == NULL)
-    return NULL;
-  reply = command (redis, 3,
-                   (const char *[]){ "SENTINEL", "get-master-addr-by-name", config->master_name });
-  if (reply == NULL)
-    return NULL;
-  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
-      || bs_redis_reply_str (reply->element[0]) == NULL
-      || bs_redis_reply_str (reply->element[1]) == NULL)
-    {
-      fprintf (stderr, "bookstore-enqueue: the sentinel at %s does not know master %s\n", sentinel,
-               config->master_name);
-      return NULL;
-    }
-  master_port = g_ascii_strtoull (reply->element[1]->str, NULL, 10);
-  if (master_port == 0 || master_port > 65535)
-    return NULL;
-  g_clear_pointer (&redis, redisFree);
-  redis = connect_to (reply->element[0]->str, (guint16) master_port);
-  if (redis == NULL || !authenticate (redis, config) || !is_master (redis))
-    return NULL;
-  return g_steal_pointer (&redis);
 }
 
 static redisContext *
@@ -223,7 +131,8 @@ connect_redis (int *status)
 {
   g_autoptr (GError) error = NULL;
   g_auto (BsConfigRedis) config = { 0 };
-  g_autoptr (redisContext) redis = NULL;
+  g_autofree char *address = NULL;
+  redisContext *redis;
 
   if (!bs_config_get_redis (&config, &error))
     {
@@ -235,20 +144,11 @@ connect_redis (int *status)
     fprintf (stderr, "bookstore-enqueue: REDIS_PASSWORD ignored: the password comes from %s\n",
              config.password_source);
   *status = EXIT_UNAVAILABLE;
-  if (config.sentinels != NULL)
-    {
-      /* each sentinel in turn, until one names a master that is one */
-      for (guint i = 0; config.sentinels[i] != NULL && redis == NULL; i++)
-        redis = connect_master_from (config.sentinels[i], &config);
-      if (redis == NULL)
-        fprintf (stderr, "bookstore-enqueue: no sentinel led to the master %s\n",
-                 config.master_name);
-      return g_steal_pointer (&redis);
-    }
-  redis = connect_to (config.host, config.port);
-  if (redis == NULL || !authenticate (redis, &config))
-    return NULL;
-  return g_steal_pointer (&redis);
+  redis = bs_redis_blocking_connect (&config, CONNECT_TIMEOUT_S * 1000, &address, &error);
+  if (redis == NULL)
+    fprintf (stderr, "bookstore-enqueue: Redis%s%s: %s\n", address != NULL ? " at " : "",
+             address != NULL ? address : "", error->message);
+  return redis;
 }
 
 /* The newest id of order-results ("0-0" when empty): results of our job

@@ -13,12 +13,14 @@ REDIS_MASTER_NAME, and follow it without a restart:
 4. an entry the old master had handed to the worker's consumer and nobody
    acknowledged is done at once on the new master, not after the claim
    idle time;
-5. bookstore-enqueue asks the sentinels in turn (past one that is down).
+5. bookstore-enqueue asks the sentinels in turn (past one that is down);
+6. so does bookstorectl, and it follows a switchover.
 
 Sentinel logs in to the servers as an ACL user of its own (`sentinel
 auth-user`), the replica as a replication user (`masteruser`): with
 `default` off, as bookstore-setup-redis leaves a server."""
 
+import json
 import os
 import signal
 import subprocess
@@ -29,8 +31,9 @@ from pathlib import Path
 import pytest
 import redis as redislib
 
-from harness import ServicePair, free_port, metric_value, parse_metrics, scaled, wait_for
-from redis_server import REDIS_SERVER, RedisServer, password_file
+from harness import (ServicePair, ctl_binary, free_port, metric_value, parse_metrics, scaled,
+                     wait_for)
+from redis_server import REDIS_SERVER, RedisServer, credentials_dir, password_file
 from worker_harness import (EVENTS, GROUP, REQUESTS, add_order_event, pending_count,
                             run_enqueue, scrape_worker, start_worker, status_sequence)
 from worker_harness import workers  # noqa: F401 - fixture
@@ -356,3 +359,38 @@ def test_enqueue_finds_the_master_past_a_dead_sentinel(cluster):
     status, _, err = run_enqueue(None, "--book-id", 1, "--quantity", 2,
                                  env=dict(env, REDIS_HOST="127.0.0.1"))
     assert status == 78 and "REDIS_HOST" in err, err
+
+
+def test_bookstorectl_finds_the_master_and_follows_a_switchover(cluster, tmp_path):
+    """bookstorectl reads REDIS_SENTINELS and REDIS_MASTER_NAME from the
+    worker's env file as the worker does: past a dead sentinel to the master,
+    and to the new one after a switchover, never to the old master."""
+    etc = tmp_path / "etc"
+    (etc / "redis").mkdir(parents=True)
+    shutil.copy(credentials_dir() / "ctl.password", etc / "redis" / "ctl.password")
+    sentinels = cluster.sentinels_env("worker")["REDIS_SENTINELS"]
+    (etc / "worker.env").write_text(
+        f"WORKER_METRICS_PORT={free_port()}\n"
+        f"REDIS_SENTINELS=127.0.0.1:{free_port()},{sentinels}\nREDIS_MASTER_NAME={MASTER_NAME}\n")
+
+    def ctl(*args):
+        proc = subprocess.run([str(ctl_binary()), "--config-dir", str(etc), "--json", *args],
+                              capture_output=True, text=True, timeout=scaled(60),
+                              stdin=subprocess.DEVNULL)
+        return proc.returncode, json.loads(proc.stdout or "null"), proc.stderr
+
+    def redis_address():
+        _, doc, err = ctl("--timeout", "2", "status")
+        assert doc["redis"]["reachable"], (doc, err)
+        return doc["redis"]["address"]
+
+    assert redis_address() == f"127.0.0.1:{cluster.master.port}"
+    cluster.master.client().xadd(f"{REQUESTS}:dead", {"book_id": "1", "dead_reason": "test"})
+    rc, doc, err = ctl("dead-letters", "list")
+    assert rc == 0 and [e["dead_reason"] for e in doc["entries"]] == ["test"], (doc, err)
+
+    cluster.sentinels[0].client().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+    wait_for(lambda: cluster.sentinels_name(cluster.replica), scaled(30), interval=0.2,
+             message="the sentinels to name the replica")
+    wait_for(lambda: redis_address() == f"127.0.0.1:{cluster.replica.port}", scaled(30),
+             message="bookstorectl on the new master")
