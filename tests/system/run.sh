@@ -942,6 +942,7 @@ TRACE_ID=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 http POST "$ORDERS/v1/orders" -H 'Content-Type: application/json' \
   -H "traceparent: 00-$TRACE_ID-00f067aa0ba902b7-01" -d "{\"book_id\": $BOOK_ID, \"quantity\": 1}"
 [[ $HTTP_STATUS == 201 ]] || fail bookstore-orders "POST :8082/v1/orders with a traceparent → 201" "$(show_http)"
+TRACED_ORDER=$(jq -r '.id // empty' <<<"$HTTP_BODY" 2>/dev/null || true)
 trace_units() { # either worker instance may take the job
   cin journalctl "TRACE_ID=$TRACE_ID" -o json --no-pager | jq -r '._SYSTEMD_UNIT' |
     sed 's/^bookstore-worker@[0-9]*\.service$/bookstore-worker.service/' | sort -u | paste -sd ' '
@@ -955,6 +956,22 @@ if wait_until 30 three_units; then
 else
   fail "" "journalctl TRACE_ID= finds the order in books, orders and the worker" \
     "units: $(trace_units)"
+fi
+
+section "bookstorectl order: the order, its streams and its journal records"
+# the journal part needs the real journald, so only this test can prove it
+order_timeline() {
+  out=$(CIN_TIMEOUT=30 cin bookstorectl order "${TRACED_ORDER:-0}" --json 2>&1) &&
+    jq -e --arg t "$TRACE_ID" '.trace_id == $t and .order.status == "completed" and .journal.available
+      and ([.journal.entries[].unit | sub("@[0-9]+"; "")] | unique
+           == ["bookstore-books.service", "bookstore-orders.service", "bookstore-worker.service"])
+      and any(.timeline[]; .status == "completed")' <<<"$out" >/dev/null 2>&1
+}
+if wait_until 30 order_timeline; then
+  ok "bookstorectl order $TRACED_ORDER --json: completed, $(jq '.timeline | length' <<<"$out") stream entries, $(jq '.journal.entries | length' <<<"$out") journal records of trace $TRACE_ID"
+else
+  fail "" "bookstorectl order shows the order, its timeline and its journal records" \
+    "$(head -c 3000 <<<"$out")"
 fi
 
 section "bookstorectl status on the packaged system"
