@@ -576,8 +576,15 @@ ADMIN_TOKEN=$(cat "/proc/${LEADER[app1]}/root/etc/bookstore/tokens/admin.token")
 
 sed -e "s/192\.0\.2\.11/${ADDR[app1]}/" -e "s/192\.0\.2\.12/${ADDR[app2]}/" \
   "$ROOT_DIR/data/haproxy/bookstore-haproxy.cfg" | put lb /etc/haproxy/haproxy.cfg
+# Once in four CI runs the first start in the fresh container failed and
+# systemd's Restart=always started it a moment later (cause not found: the
+# journal had rotated). Wait for that, and keep what the failure said.
 check "lb: haproxy -c on data/haproxy/bookstore-haproxy.cfg with app1 and app2; haproxy started" \
-  sh_on lb 'haproxy -c -f /etc/haproxy/haproxy.cfg && systemctl restart haproxy'
+  sh_on lb 'haproxy -c -f /etc/haproxy/haproxy.cfg || exit 1
+    systemctl restart haproxy && exit 0
+    journalctl -u haproxy -n 40 --no-pager -o short-precise >/var/log/haproxy-first-start.log 2>&1
+    for _ in $(seq 40); do systemctl is-active --quiet haproxy && exit 0; sleep 0.5; done
+    cat /var/log/haproxy-first-start.log; exit 1'
 lb_up() { # both backends answer through the lb
   [[ $(in_ns curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$LB:8001/health") == 200 &&
     $(in_ns curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$LB:8082/health") == 200 ]]
