@@ -504,11 +504,7 @@ entry_log (const Entry *entry, GLogLevelFlags level, const char *format, ...)
   va_list args;
   g_autofree char *message = NULL;
   GLogField fields[] = {
-    { "PRIORITY",
-      level & G_LOG_LEVEL_WARNING ? "4"
-      : level & G_LOG_LEVEL_DEBUG ? "7"
-                                  : "5",
-      -1 },
+    { "PRIORITY", bs_log_priority (level), -1 },
     { "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
     BS_TRACE_LOG_FIELDS (&entry->trace),
     { "REDIS_STREAM", ORDERS_STATUS_STREAM, -1 },

@@ -110,8 +110,8 @@ bs_log_init (void)
   g_log_set_writer_func (bs_log_writer, NULL, NULL);
 }
 
-static const char *
-priority_for (GLogLevelFlags level)
+const char *
+bs_log_priority (GLogLevelFlags level)
 {
   if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
     return "2";
@@ -143,7 +143,7 @@ bs_log_request_full (const char *log_domain, GLogLevelFlags level, const char *r
   va_list args;
   g_autofree char *message = NULL;
   GLogField fields[] = {
-    { "PRIORITY", priority_for (level), -1 },
+    { "PRIORITY", bs_log_priority (level), -1 },
     { "GLIB_DOMAIN", log_domain, -1 },
     { "REQUEST_ID", request_id != NULL ? request_id : "-", -1 },
     BS_TRACE_LOG_FIELDS (trace),
@@ -233,7 +233,7 @@ success_record_allowed (const char *log_domain)
                           count, access_max_per_s);
   {
     GLogField fields[] = {
-      { "PRIORITY", priority_for (G_LOG_LEVEL_INFO), -1 },
+      { "PRIORITY", bs_log_priority (G_LOG_LEVEL_INFO), -1 },
       { "GLIB_DOMAIN", log_domain, -1 },
       { "ACCESS_LOG_LEFT_OUT", count, -1 },
       { "MESSAGE", note, -1 },
@@ -262,7 +262,7 @@ bs_log_access_full (const char *log_domain, GLogLevelFlags level, const char *re
   message = g_strdup_printf ("%s %s %u %sms", method, path, status, duration_buf);
   {
     GLogField fields[] = {
-      { "PRIORITY", priority_for (level), -1 },
+      { "PRIORITY", bs_log_priority (level), -1 },
       { "GLIB_DOMAIN", log_domain, -1 },
       { "REQUEST_ID", request_id != NULL ? request_id : "-", -1 },
       BS_TRACE_LOG_FIELDS (trace),
@@ -290,7 +290,7 @@ bs_log_call_full (const char *log_domain, const char *request_id, const BsTrace 
   message = g_strdup_printf ("calling %s: %s %s", upstream, method, path);
   {
     GLogField fields[] = {
-      { "PRIORITY", priority_for (G_LOG_LEVEL_INFO), -1 },
+      { "PRIORITY", bs_log_priority (G_LOG_LEVEL_INFO), -1 },
       { "GLIB_DOMAIN", log_domain, -1 },
       { "REQUEST_ID", request_id != NULL ? request_id : "-", -1 },
       BS_TRACE_LOG_FIELDS (trace),

@@ -23,6 +23,9 @@ char *bs_log_format_json (GLogLevelFlags log_level, const GLogField *fields, gsi
  * reorders @fields. MESSAGE, if any, must be the last. */
 void bs_log_fields (GLogLevelFlags level, GLogField *fields, gsize n_fields);
 
+/* The syslog PRIORITY field's value for a GLib level ("4" for a warning). */
+const char *bs_log_priority (GLogLevelFlags level);
+
 /* A message tied to a request: adds REQUEST_ID, the span (@trace: TRACE_ID,
  * SPAN_ID, PARENT_SPAN_ID; may be NULL) and the code location. */
 void bs_log_request_full (const char *log_domain, GLogLevelFlags level, const char *request_id,
