@@ -225,7 +225,14 @@ bs_http_input_create_source (GPollableInputStream *stream, GCancellable *cancell
         G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (G_IO_STREAM (self->tls))), NULL);
   else
     socket_source = g_socket_create_source (self->socket, G_IO_IN, NULL);
+  /* GLib 2.74 takes a source's descriptors out of the poll set while it
+   * dispatches it, and puts them back after, unless it may recurse; each
+   * change writes to the loop's eventfd, even from the owning thread. No
+   * callback under these sources iterates the loop, so letting them recurse
+   * changes nothing but the 4 system calls a request they save. */
+  g_source_set_can_recurse (socket_source, TRUE);
   source = g_pollable_source_new_full (stream, socket_source, cancellable);
+  g_source_set_can_recurse (source, TRUE);
   if (self->wake != NULL)
     g_source_unref (self->wake);
   self->wake = g_source_new (&wake_funcs, sizeof (GSource));
