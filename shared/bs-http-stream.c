@@ -13,6 +13,7 @@
 #include "bs-http-guard.h"
 #include "bs-http-linger.h"
 #include "bs-loop.h"
+#include "bs-socket-watch.h"
 
 #include <string.h>
 
@@ -48,8 +49,9 @@ struct _BsHttpStream
   const BsHttpStreamHooks *hooks;
   gpointer user_data;
   EndReason end;
-  gboolean line_sent; /* the "\r\n" that lets libsoup end the message */
-  GSource *wake;      /* child of the source libsoup polls; ready on expire */
+  gboolean line_sent;   /* the "\r\n" that lets libsoup end the message */
+  GSource *wake;        /* child of the source libsoup polls; ready on expire */
+  BsSocketWatch *watch; /* plain HTTP: what libsoup's reads wait on */
   gint64 deadline_us;
   guint timeout_ms;
   guint64 begun_seen;
@@ -223,14 +225,21 @@ bs_http_input_create_source (GPollableInputStream *stream, GCancellable *cancell
   if (self->tls != NULL)
     socket_source = g_pollable_input_stream_create_source (
         G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (G_IO_STREAM (self->tls))), NULL);
-  else
-    socket_source = g_socket_create_source (self->socket, G_IO_IN, NULL);
+  else if (self->end == END_NONE)
+    {
+      /* the socket stays in the poll set, and libsoup's sources above this
+       * one hold no descriptor (bs-socket-watch.h) */
+      if (self->watch == NULL)
+        self->watch = bs_socket_watch_new (g_socket_get_fd (self->socket));
+      socket_source = bs_socket_watch_create_source (self->watch);
+    }
   /* GLib 2.74 takes a source's descriptors out of the poll set while it
    * dispatches it, and puts them back after, unless it may recurse; each
    * change writes to the loop's eventfd, even from the owning thread. No
    * callback under these sources iterates the loop, so letting them recurse
-   * changes nothing but the 4 system calls a request they save. */
-  g_source_set_can_recurse (socket_source, TRUE);
+   * changes nothing but the system calls they save. */
+  if (socket_source != NULL)
+    g_source_set_can_recurse (socket_source, TRUE);
   source = g_pollable_source_new_full (stream, socket_source, cancellable);
   g_source_set_can_recurse (source, TRUE);
   if (self->wake != NULL)
@@ -269,6 +278,23 @@ bs_http_input_class_init (BsHttpInputClass *klass)
 static void
 bs_http_input_init (BsHttpInput *input)
 {
+}
+
+/* Before the socket is closed or handed on: out of the loop's poll set. */
+static void
+forget_watch (BsHttpStream *self)
+{
+  if (self->watch == NULL)
+    return;
+  bs_socket_watch_close (self->watch);
+  g_clear_pointer (&self->watch, bs_socket_watch_unref);
+}
+
+static void
+close_socket (BsHttpStream *self)
+{
+  forget_watch (self);
+  g_socket_close (self->socket, NULL);
 }
 
 static void
@@ -318,7 +344,7 @@ tls_answered (GObject *source, GAsyncResult *result, gpointer user_data)
   g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, NULL);
   g_clear_handle_id (&answer->timeout_id, bs_source_remove);
   if (!self->socket_closed)
-    g_socket_close (self->socket, NULL);
+    close_socket (self);
   socket_closed (self);
   g_object_unref (answer->late);
   g_bytes_unref (answer->response);
@@ -355,7 +381,7 @@ bs_http_stream_close (GIOStream *stream, GCancellable *cancellable, GError **err
                                       bs_http_guard_get_target (self->guard), self->user_data);
   if (response == NULL)
     {
-      g_socket_close (self->socket, NULL);
+      close_socket (self);
       socket_closed (self);
       return TRUE;
     }
@@ -366,6 +392,7 @@ bs_http_stream_close (GIOStream *stream, GCancellable *cancellable, GError **err
     }
   /* answer, then read what the client still sends for a while before the
    * close, so that its TCP stack does not reset the answer away */
+  forget_watch (self);
   bs_http_linger_start (self->socket, response, LINGER_MS, lingered, g_object_ref (self));
   return TRUE;
 }
@@ -392,7 +419,8 @@ bs_http_stream_finalize (GObject *object)
   BsHttpStream *self = BS_HTTP_STREAM (object);
 
   if (!self->socket_closed)
-    g_socket_close (self->socket, NULL);
+    close_socket (self);
+  forget_watch (self);
   self->input->stream = NULL;
   g_clear_object (&self->input);
   g_clear_object (&self->handshake);
@@ -577,6 +605,6 @@ bs_http_stream_force_close (BsHttpStream *stream)
     g_cancellable_cancel (stream->handshake);
   if (stream->socket_closed)
     return;
-  g_socket_close (stream->socket, NULL);
+  close_socket (stream);
   socket_closed (stream);
 }
