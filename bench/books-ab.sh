@@ -7,9 +7,11 @@
 #
 #   bench/books-ab.sh "ACCESS_LOG=all" "ACCESS_LOG=off"
 #   bench/books-ab.sh "BOOKS_THREADS=1" "BOOKS_THREADS=2"
+#   bench/books-ab.sh "BIN=/tmp/old/books/bookstore-books" "BIN=build/books/bookstore-books"
 #
 # Each argument is a space-separated list of VAR=value for one daemon (on
-# top of BOOKS_DB_POOL_SIZE=16). Environment: DURATION (s per run, default 8),
+# top of BOOKS_DB_POOL_SIZE=16); BIN=path runs that binary instead of the
+# build directory's, to compare two builds. Environment: DURATION (s per run, default 8),
 # ROUNDS (default 3), BOOKSTORE_BUILD_DIR (default build/), JOURNAL=1: both
 # daemons log to a running systemd-journald, as under their unit (stderr a
 # journal stream, JOURNAL_STREAM set), and journald's own CPU per request is
@@ -60,7 +62,13 @@ dsn=postgresql://postgres@127.0.0.1:$pg_port/books
 declare -a pids bases
 for side in 0 1; do
   read -r -a vars <<<"${*:side+1:1}"
-  bench_start_daemon "side$side" "$tmp/side$side.log" "$books_bin" \
+  bin=$books_bin
+  if [[ ${vars[0]:-} == BIN=* ]]; then
+    [[ -z $journald_pid ]] || die "BIN= and JOURNAL=1 do not go together"
+    bin=${vars[0]#BIN=}
+    vars=("${vars[@]:1}")
+  fi
+  bench_start_daemon "side$side" "$tmp/side$side.log" "$bin" \
     BOOKS_DB_DSN="$dsn" BOOKS_DB_POOL_SIZE=16 "${vars[@]}"
   pids[side]=$started_pid
   bases[side]=http://127.0.0.1:$started_port

@@ -12,6 +12,7 @@
 #include "bs-client-address.h"
 #include "bs-http-guard.h"
 #include "bs-http-linger.h"
+#include "bs-http-output.h"
 #include "bs-loop.h"
 #include "bs-socket-watch.h"
 
@@ -45,6 +46,7 @@ struct _BsHttpStream
   GCancellable *handshake; /* while the TLS handshake runs */
   char *peer;              /* the client's address, as text */
   BsHttpInput *input;
+  BsHttpOutput *output; /* plain HTTP; with TLS, the TLS connection's */
   BsHttpGuard *guard;
   const BsHttpStreamHooks *hooks;
   gpointer user_data;
@@ -225,14 +227,6 @@ bs_http_input_create_source (GPollableInputStream *stream, GCancellable *cancell
   if (self->tls != NULL)
     socket_source = g_pollable_input_stream_create_source (
         G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (G_IO_STREAM (self->tls))), NULL);
-  else if (self->end == END_NONE)
-    {
-      /* the socket stays in the poll set, and libsoup's sources above this
-       * one hold no descriptor (bs-socket-watch.h) */
-      if (self->watch == NULL)
-        self->watch = bs_socket_watch_new (g_socket_get_fd (self->socket));
-      socket_source = bs_socket_watch_create_source (self->watch);
-    }
   /* GLib 2.74 takes a source's descriptors out of the poll set while it
    * dispatches it, and puts them back after, unless it may recurse; each
    * change writes to the loop's eventfd, even from the owning thread. No
@@ -242,6 +236,17 @@ bs_http_input_create_source (GPollableInputStream *stream, GCancellable *cancell
     g_source_set_can_recurse (socket_source, TRUE);
   source = g_pollable_source_new_full (stream, socket_source, cancellable);
   g_source_set_can_recurse (source, TRUE);
+  if (self->tls == NULL && self->end == END_NONE)
+    {
+      /* the socket stays in the poll set, and libsoup's sources above this
+       * one hold no descriptor (bs-socket-watch.h) */
+      g_autoptr (GSource) readable = NULL;
+
+      if (self->watch == NULL)
+        self->watch = bs_socket_watch_new (g_socket_get_fd (self->socket));
+      readable = bs_socket_watch_create_source (self->watch);
+      g_source_add_child_source (source, readable);
+    }
   if (self->wake != NULL)
     g_source_unref (self->wake);
   self->wake = g_source_new (&wake_funcs, sizeof (GSource));
@@ -293,7 +298,14 @@ forget_watch (BsHttpStream *self)
 static void
 close_socket (BsHttpStream *self)
 {
+  g_autoptr (GBytes) unsent = bs_http_output_take_unsent (self->output);
+
   forget_watch (self);
+  /* the end of a last answer the socket could not take at once: one more
+   * try, never a wait */
+  if (unsent != NULL)
+    g_socket_send_with_blocking (self->socket, g_bytes_get_data (unsent, NULL),
+                                 g_bytes_get_size (unsent), FALSE, NULL, NULL);
   g_socket_close (self->socket, NULL);
 }
 
@@ -371,6 +383,7 @@ bs_http_stream_close (GIOStream *stream, GCancellable *cancellable, GError **err
 {
   BsHttpStream *self = BS_HTTP_STREAM (stream);
   g_autoptr (GBytes) response = NULL;
+  g_autoptr (GBytes) unsent = NULL;
 
   if (self->socket_closed)
     return TRUE;
@@ -393,6 +406,17 @@ bs_http_stream_close (GIOStream *stream, GCancellable *cancellable, GError **err
   /* answer, then read what the client still sends for a while before the
    * close, so that its TCP stack does not reset the answer away */
   forget_watch (self);
+  unsent = bs_http_output_take_unsent (self->output);
+  if (unsent != NULL)
+    {
+      /* the end of the previous answer goes before the refusal */
+      g_autoptr (GByteArray) both = g_bytes_unref_to_array (g_steal_pointer (&unsent));
+
+      g_byte_array_append (both, g_bytes_get_data (response, NULL),
+                           (guint) g_bytes_get_size (response));
+      g_bytes_unref (response);
+      response = g_byte_array_free_to_bytes (g_steal_pointer (&both));
+    }
   bs_http_linger_start (self->socket, response, LINGER_MS, lingered, g_object_ref (self));
   return TRUE;
 }
@@ -410,7 +434,7 @@ bs_http_stream_get_output_stream (GIOStream *stream)
 
   if (self->tls != NULL)
     return g_io_stream_get_output_stream (G_IO_STREAM (self->tls));
-  return g_io_stream_get_output_stream (G_IO_STREAM (self->base));
+  return G_OUTPUT_STREAM (self->output);
 }
 
 static void
@@ -423,6 +447,7 @@ bs_http_stream_finalize (GObject *object)
   forget_watch (self);
   self->input->stream = NULL;
   g_clear_object (&self->input);
+  g_clear_object (&self->output);
   g_clear_object (&self->handshake);
   g_clear_object (&self->tls);
   g_free (self->peer);
@@ -460,6 +485,7 @@ bs_http_stream_new (GSocket *socket, const BsHttpStreamHooks *hooks, gpointer us
   self->base = g_socket_connection_factory_create_connection (socket);
   self->input = g_object_new (BS_TYPE_HTTP_INPUT, NULL);
   self->input->stream = self;
+  self->output = bs_http_output_new (socket);
   self->guard = bs_http_guard_new ();
   self->hooks = hooks;
   self->user_data = user_data;

@@ -29,8 +29,9 @@ void bs_socket_watch_unref (BsSocketWatch *watch);
 
 /* A source without a descriptor that is ready when @fd is readable, or has
  * an error or hang-up, or @watch is closed; while any such source exists,
- * the watch asks for G_IO_IN. To be a child source (of a GPollableSource):
- * it has no callback of its own. */
+ * the watch asks for G_IO_IN. To be added with g_source_add_child_source():
+ * it has no callback of its own, and cannot take the dummy closure that
+ * g_pollable_source_new_full() would give it. */
 GSource *bs_socket_watch_create_source (BsSocketWatch *watch);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BsSocketWatch, bs_socket_watch_unref)
