@@ -167,6 +167,7 @@ test_close_wakes_the_waiter (Fixture *fixture, gconstpointer data)
   bs_socket_watch_close (fixture->watch);
   g_main_context_iteration (fixture->context, TRUE);
   g_assert_cmpuint (fixture->dispatched, ==, 1);
+  g_assert_true (g_source_is_destroyed (wait));
 }
 
 int
