@@ -234,10 +234,14 @@ def test_orders_refuses_a_books_it_cannot_verify(odaemons, pki, case):
         cert, key = pki.issue("elsewhere", sans=("DNS:books.example",))
         books = odaemons.start(env=tls_env(cert, key), wait="listening")
         ca = pki.ca
+    # a deadline long enough for the handshake to fail on a loaded machine
+    # (under ASan it once outlasted the default 2 s, which hides the verdict)
     orders = odaemons.start_orders(books_url=f"https://localhost:{books.port}",
-                                   env={"BOOKS_CA_FILE": str(ca)}, wait="database")
+                                   env={"BOOKS_CA_FILE": str(ca),
+                                        "BOOKS_TIMEOUT_MS": str(int(scaled(10) * 1000))},
+                                   wait="database")
     resp = requests.post(orders.url("/v1/orders"), json={"book_id": 1, "quantity": 1},
-                         timeout=scaled(10))
+                         timeout=scaled(20))
     assert resp.status_code == 503, describe(resp)
     listed = requests.get(orders.url("/v1/orders?limit=1"), timeout=10)
     assert int(listed.headers["X-Total-Count"]) == 0
