@@ -227,15 +227,14 @@ bs_http_input_create_source (GPollableInputStream *stream, GCancellable *cancell
   if (self->tls != NULL)
     socket_source = g_pollable_input_stream_create_source (
         G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (G_IO_STREAM (self->tls))), NULL);
+  source = g_pollable_source_new_full (stream, socket_source, cancellable);
   /* GLib 2.74 takes a source's descriptors out of the poll set while it
    * dispatches it, and puts them back after, unless it may recurse; each
    * change writes to the loop's eventfd, even from the owning thread. No
-   * callback under these sources iterates the loop, so letting them recurse
-   * changes nothing but the system calls they save. */
-  if (socket_source != NULL)
-    g_source_set_can_recurse (socket_source, TRUE);
-  source = g_pollable_source_new_full (stream, socket_source, cancellable);
-  g_source_set_can_recurse (source, TRUE);
+   * callback under this source iterates the loop, so letting it recurse
+   * changes nothing but the system calls it saves. TLS keeps GIO's ways. */
+  if (self->tls == NULL)
+    g_source_set_can_recurse (source, TRUE);
   if (self->tls == NULL && self->end == END_NONE)
     {
       /* the socket stays in the poll set, and libsoup's sources above this
