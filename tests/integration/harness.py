@@ -1419,3 +1419,29 @@ def scrape(daemon):
     resp = requests.get(daemon.url("/metrics"), timeout=DEFAULT_TIMEOUT)
     assert_status(resp, 200)
     return parse_metrics(resp.text)
+
+
+def _request_counts(samples):
+    return sorted((tuple(sorted(l.items())), v) for n, l, v in samples
+                  if n == "http_requests_total" and l.get("handler") != "/metrics")
+
+
+def scrape_settled(daemon, timeout=None):
+    """-> the text of a /metrics scrape that counts every request whose
+    response the test has already read.
+
+    A request is counted when libsoup reports it finished, just after its last
+    byte went to the kernel; with several event loops the scrape can be served
+    by another loop in that instant and miss it. Scrape until two scrapes in a
+    row agree on every request counter but the scrapes' own."""
+    deadline = time.monotonic() + (timeout or scaled(5))
+    resp = requests.get(daemon.url("/metrics"), timeout=DEFAULT_TIMEOUT)
+    assert_status(resp, 200)
+    while True:
+        time.sleep(0.01)
+        again = requests.get(daemon.url("/metrics"), timeout=DEFAULT_TIMEOUT)
+        assert_status(again, 200)
+        if (_request_counts(parse_metrics(again.text)) == _request_counts(parse_metrics(resp.text))
+                or time.monotonic() > deadline):
+            return again.text
+        resp = again

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from harness import assert_status, describe, metric_value, parse_metrics
+from harness import assert_status, describe, metric_value, parse_metrics, scrape_settled
 
 
 def scrape(daemon):
@@ -32,7 +32,7 @@ def test_metrics_content_type(shared_daemon):
 def test_request_counters_by_route_template(shared_daemon):
     api = shared_daemon.api
     book = api.create_book(title="metered")
-    before = parse_metrics(scrape(shared_daemon).text)
+    before = parse_metrics(scrape_settled(shared_daemon))
 
     assert_status(api.get(f"/v1/books/{book['id']}"), 200)
     assert_status(api.get(f"/v1/books/{book['id']}"), 200)
@@ -40,7 +40,7 @@ def test_request_counters_by_route_template(shared_daemon):
     assert_status(api.get("/v1/books/abc"), 400)
     assert_status(api.post("/v1/books", json={"title": "m", "author": "a", "price": "1"}), 201)
 
-    text = scrape(shared_daemon).text
+    text = scrape_settled(shared_daemon)
     after = parse_metrics(text)
 
     def delta(**labels):
@@ -89,12 +89,12 @@ def test_unknown_routes_do_not_create_label_values(shared_daemon):
 def test_unknown_methods_do_not_create_label_values(shared_daemon):
     """Any token is a valid HTTP method; a client must not be able to grow the
     metrics by inventing them."""
-    before = value_of(parse_metrics(scrape(shared_daemon).text), "http_requests_total",
+    before = value_of(parse_metrics(scrape_settled(shared_daemon)), "http_requests_total",
                       handler="/v1/books", method="other")
     for i in range(5):
         resp = requests.request(f"ZZQMETHOD{i}", shared_daemon.url("/v1/books"), timeout=5)
         assert_status(resp, 405)
-    samples = parse_metrics(scrape(shared_daemon).text)
+    samples = parse_metrics(scrape_settled(shared_daemon))
     assert not [l for n, l, v in samples if "ZZQMETHOD" in l.get("method", "")]
     after = value_of(samples, "http_requests_total", handler="/v1/books", method="other")
     assert after - before == 5

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import requests
 
-from harness import assert_status, describe, metric_value, parse_metrics, scaled
+from harness import assert_status, describe, metric_value, parse_metrics, scaled, scrape_settled
 
 BOOKS_RESULTS = {"success", "not_found", "gone", "client_error", "server_error", "timeout",
                  "connection_error", "invalid_response", "rejected", "shed"}
@@ -39,7 +39,7 @@ def test_metrics_after_traffic(shared_pair, book):
     gone = shared_pair.books_api.create_book(title="Gone")
     assert_status(shared_pair.books_api.delete(f"/v1/books/{gone['id']}"), 204)
     assert_status(api.get("/health"), 200)  # (its Books probe stays out of the counts below)
-    before = parse_metrics(scrape_text(orders).text)
+    before = parse_metrics(scrape_settled(orders))
 
     created = api.order(book["id"], 2)
     api.order(book["id"], 3, key="metrics-key")
@@ -54,8 +54,7 @@ def test_metrics_after_traffic(shared_pair, book):
     assert_status(api.get("/v1/orders/abc"), 400)
     assert_status(api.get("/v1/orders"), 200)
 
-    resp = scrape_text(orders)
-    text = resp.text
+    text = scrape_settled(orders)
     after = parse_metrics(text)
 
     def d(name, **labels):

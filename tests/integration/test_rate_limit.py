@@ -13,8 +13,8 @@ import time
 import pytest
 import requests
 
-from harness import (EX_CONFIG, assert_status, describe, free_port, metric_value, scaled,
-                     scrape)
+from harness import (EX_CONFIG, assert_status, describe, free_port, metric_value, parse_metrics,
+                     scaled, scrape, scrape_settled)
 
 LIMIT = {"RATE_LIMIT_WRITES": "1", "RATE_LIMIT_BURST": "3"}
 
@@ -52,7 +52,7 @@ def test_burst_then_429_and_nothing_stored(daemons):
     # reads are never limited
     for _ in range(10):
         assert_status(requests.get(d.url(f"/v1/books/{book_id}"), timeout=10), 200)
-    samples = scrape(d)
+    samples = parse_metrics(scrape_settled(d))
     assert metric_value(samples, "http_rate_limited_total") == 3
     assert metric_value(samples, "http_rate_limit_clients") == 1
     assert metric_value(samples, "http_requests_total", status_class="4xx", code="429") == 3
