@@ -338,8 +338,10 @@ def test_worker_creates_orders_with_its_token(workers, redis_server, rc, pair, t
     assert res["outcome"] == "created", res
     order = pair.api.get(f"/v1/orders/{res['order_id']}", headers=tokens.header("admin")).json()
     assert order["quantity"] == 2
-    posts = [r for r in pair.orders.access_records()
-             if r.get("HTTP_METHOD") == "POST" and r.get("HTTP_STATUS") == "201"]
+    # (the record is written as the response leaves: wait for it)
+    posts = wait_for(lambda: [r for r in pair.orders.access_records()
+                              if r.get("HTTP_METHOD") == "POST" and r.get("HTTP_STATUS") == "201"],
+                     scaled(5), message="the worker's POST in the access log")
     assert [r.get("AUTH_SUBJECT") for r in posts] == ["worker"], posts
     assert tokens.tokens["worker"] not in w.stderr_text() + w.stdout_text()
 

@@ -54,6 +54,7 @@ def test_job_creates_an_order(workers, redis_server, rc, pair, book):
     wait_no_pending(rc, REQUESTS)
     assert worker_metric(w, "worker_jobs_completed_total", queue="create-order") == 1
     # the job's request id reached Orders
+    wait_for(lambda: order_posts(pair, "job-req-1"), scaled(5), message="the job's POST in the access log")
     assert len(order_posts(pair, "job-req-1")) == 1
 
 
@@ -89,6 +90,7 @@ def test_unknown_book_is_rejected_and_not_retried(workers, redis_server, rc, pai
     assert "order_id" not in res
     wait_no_pending(rc, REQUESTS)  # acknowledged: nothing left to redeliver
     assert len(results(rc, job)) == 1
+    wait_for(lambda: order_posts(pair, "job-404"), scaled(5), message="the job's POST in the access log")
     assert len(order_posts(pair, "job-404")) == 1
     samples = scrape_worker(w)
     assert metric_value(samples, "worker_jobs_failed_total", queue="create-order", **{"class": "4xx"}) == 1
@@ -123,7 +125,8 @@ def test_books_outage_is_retried_until_it_ends(workers, redis_server, rc, pair, 
     assert res["outcome"] == "created", res
     assert pair.api.get(f"/v1/orders/{res['order_id']}").status_code == 200
     wait_no_pending(rc, REQUESTS)
-    assert len(order_posts(pair, "job-outage")) >= 2
+    wait_for(lambda: len(order_posts(pair, "job-outage")) >= 2, scaled(5),
+             message="both POSTs of the job in the access log")
     assert len(results(rc, job)) == 1
 
 
