@@ -5,13 +5,27 @@
 #include "bs-error.h"
 #include "bs-redis.h"
 
+#include <errno.h>
 #include <string.h>
 
 redisReply *
 bs_redis_blocking_command (redisContext *redis, int argc, const char *const *argv, GError **error)
 {
   redisReply *reply = redisCommandArgv (redis, argc, (const char **) argv, NULL);
+  int saved_errno = errno;
 
+  if (reply == NULL && redis->err == REDIS_ERR_IO
+      && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK))
+    {
+      /* SO_RCVTIMEO ran out: hiredis says only "Resource temporarily
+       * unavailable" */
+      guint64 ms = redis->timeout != NULL ? (guint64) redis->timeout->tv_sec * 1000
+                                                + (guint64) redis->timeout->tv_usec / 1000
+                                          : 0;
+      g_set_error (error, BS_ERROR, BS_ERROR_UNAVAILABLE,
+                   "Redis %s failed: no answer within %" G_GUINT64_FORMAT " ms", argv[0], ms);
+      return NULL;
+    }
   if (reply == NULL)
     {
       g_set_error (error, BS_ERROR, BS_ERROR_UNAVAILABLE, "Redis %s failed: %s", argv[0],

@@ -324,6 +324,8 @@ def test_a_server_that_never_answers_is_a_timeout_not_a_hang(tmp_path, silent_po
     assert all(not s["healthy"] and s["error"] for s in doc["services"]), doc["services"]
     assert all(not d["reachable"] for d in doc["databases"]), doc["databases"]
     assert doc["redis"]["reachable"] is False and doc["redis"]["error"], doc["redis"]
+    # named as what it is, not as hiredis's EAGAIN ("Resource temporarily unavailable")
+    assert "no answer within 1000 ms" in doc["redis"]["error"], doc["redis"]
 
     for args, field in ((["outbox"], "error"), (["order", "1"], "order_error"),
                         (["dead-letters", "list"], "error"),
