@@ -223,15 +223,17 @@ def test_orders_through_haproxy_with_retried_keys(cluster):
     assert again.json()["id"] == first.json()["id"]
 
 
-def post_in_one_write(port, path, payload, headers=()):
-    """POST with the head and the body in one write, as curl sends a small
-    one, and return (status, X-Request-ID sent). HAProxy keeps a request to
-    send again only when it had all of it before sending it on; requests
-    writes the body after the head, so HAProxy would never retry its POSTs
-    whatever the configuration says."""
-    request_id = f"{payload['title'].replace(' ', '-')}-{uuid.uuid4()}"
-    data = request_bytes("POST", path, body=json.dumps(payload).encode(),
-                         headers=[("Content-Type", "application/json"),
+def post_in_one_write(port, path, payload, headers=(), method="POST"):
+    """POST (or another method) with the head and the body in one write, as
+    curl sends a small one, and return (status, X-Request-ID sent). HAProxy
+    keeps a request to send again only when it had all of it before sending
+    it on; requests writes the body after the head, so HAProxy would never
+    retry its POSTs whatever the configuration says."""
+    label = payload["title"] if payload is not None else path.strip("/")
+    request_id = f"{method}-{label.replace(' ', '-').replace('/', '-')}-{uuid.uuid4()}"
+    body = json.dumps(payload).encode() if payload is not None else b""
+    data = request_bytes(method, path, body=body,
+                         headers=[*([("Content-Type", "application/json")] if body else []),
                                   ("X-Request-ID", request_id), ("Connection", "close"),
                                   *headers])
     status, _, _ = raw_exchange(port, data, timeout=scaled(20))
@@ -244,7 +246,9 @@ def test_only_safe_requests_are_sent_twice(odaemons, pg, tmp_path):
     instead of a second copy, with an Idempotency-Key too (Books ignores the
     header; only Orders answers a repeated key with the same order). The
     stopped host's health checks hang rather than fail, so it stays in
-    rotation and takes its share of every kind of request."""
+    rotation and takes its share of every kind of request. PUT and DELETE,
+    idempotent but not safe, go once too: a DELETE sent again would answer
+    404 for a book it had deleted."""
     db = pg.new_db()
     books = [odaemons.start(db=db, name=f"books-app{i}") for i in (1, 2)]
     orders = [odaemons.start_orders(books=books[0], name=f"orders-app{i}") for i in (1, 2)]
@@ -252,6 +256,8 @@ def test_only_safe_requests_are_sent_twice(odaemons, pg, tmp_path):
     try:
         wait_for(lambda: requests.get(proxy.books("/health"), timeout=2).ok, scaled(10),
                  message="Books through HAProxy")
+        to_put = [books[1].api.create_book(title=f"to put {i}") for i in range(4)]
+        to_delete = [books[1].api.create_book(title=f"to delete {i}") for i in range(4)]
         books[0].send_signal(signal.SIGSTOP)
         try:
             gets = [requests.get(proxy.books("/v1/books?limit=1"), timeout=scaled(20))
@@ -264,15 +270,25 @@ def test_only_safe_requests_are_sent_twice(odaemons, pg, tmp_path):
                                        {"title": f"keyed {i}", "author": "A", "price": "1.00"},
                                        headers=[("Idempotency-Key", str(uuid.uuid4()))])
                      for i in range(4)]
+            puts = [post_in_one_write(proxy.books_port, f"/v1/books/{b['id']}",
+                                      {"title": f"put {i}", "author": "A", "price": "2.00"},
+                                      method="PUT")
+                    for i, b in enumerate(to_put)]
+            deletes = [post_in_one_write(proxy.books_port, f"/v1/books/{b['id']}", None,
+                                         method="DELETE")
+                       for b in to_delete]
         finally:
             books[0].send_signal(signal.SIGCONT)
         codes = [code for code, _ in posts + keyed]
         assert set(codes) <= {201, 502, 503, 504}, codes
-        # each POST went to one host only, and the stopped host took some
-        logged = {rid: proxy.logged(rid) for _, rid in posts + keyed}
+        assert set(code for code, _ in puts) <= {200, 502, 503, 504}, puts
+        assert set(code for code, _ in deletes) <= {204, 502, 503, 504}, deletes
+        # each POST, PUT and DELETE went to one host only, and the stopped host took some
+        logged = {rid: proxy.logged(rid) for _, rid in posts + keyed + puts + deletes}
         again = {rid: line for rid, line in logged.items() if line[2] != "0"}
         assert again == {}, f"sent twice (server, status, retries): {again}"
-        for kind, sent in (("POST", posts), ("keyed POST", keyed)):
+        for kind, sent in (("POST", posts), ("keyed POST", keyed), ("PUT", puts),
+                           ("DELETE", deletes)):
             assert any(logged[rid][:2] == ("app1", 504) for _, rid in sent), \
                 f"no {kind} reached the stopped host: {[logged[rid] for _, rid in sent]}"
         # every POST that timed out on the stopped host may still be stored there
