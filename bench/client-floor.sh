@@ -61,39 +61,39 @@ bench_start_daemon server "$tmp/server.log" "$tmp/bin/libsoup-floor"
 url=http://127.0.0.1:$started_port/v1/books/5000
 log "server: pid $started_pid on $url"
 
-# run CLIENT: one measurement; prints "calls/s cpu_us/call"
+# Each client: its program and settings.
+declare -A client_cmd=(
+  [go-64]="go-client-floor CONCURRENCY=64"
+  [soup-64x1]="libsoup-client-floor CONCURRENCY=64"
+  [soup-32x1-c16]="libsoup-client-floor CONCURRENCY=32 MAX_CONNS=16"
+  [soup-64x4]="libsoup-client-floor CONCURRENCY=64 SESSIONS=4"
+  [soup-32x2-c8]="libsoup-client-floor CONCURRENCY=32 SESSIONS=2 MAX_CONNS=8"
+)
+
+# run CLIENT: one measurement; sets rate (calls/s) and cpu (CPU us/call).
+# Called in this shell, not in a subshell, so that die ends the script.
 run() {
   local out
-  local -a env=(URL="$url" DURATION="$duration" WARMUP="$warmup")
-  case $1 in
-    go-64) out=$(bench_run env "${env[@]}" CONCURRENCY=64 "$tmp/bin/go-client-floor") ;;
-    soup-64x1) out=$(bench_run env "${env[@]}" CONCURRENCY=64 "$tmp/bin/libsoup-client-floor") ;;
-    soup-32x1-c16)
-      out=$(bench_run env "${env[@]}" CONCURRENCY=32 MAX_CONNS=16 "$tmp/bin/libsoup-client-floor")
-      ;;
-    soup-64x4)
-      out=$(bench_run env "${env[@]}" CONCURRENCY=64 SESSIONS=4 "$tmp/bin/libsoup-client-floor")
-      ;;
-    soup-32x2-c8)
-      out=$(bench_run env "${env[@]}" CONCURRENCY=32 SESSIONS=2 MAX_CONNS=8 "$tmp/bin/libsoup-client-floor")
-      ;;
-  esac || die "$1 failed"
+  local -a words
+  read -r -a words <<<"${client_cmd[$1]}"
+  out=$(bench_run env URL="$url" DURATION="$duration" WARMUP="$warmup" "${words[@]:1}" \
+    "$tmp/bin/${words[0]}") || die "$1 failed"
   printf '%s\n' "$out" >>"$tmp/raw.txt"
-  awk '{ for (i = 1; i < NF; i++) { if ($i == "calls/s") r = $(i + 1); if ($i == "cpu_us/call") c = $(i + 1) } }
-       END { print r, c }' <<<"$out"
+  read -r rate cpu < <(awk '{ for (i = 1; i < NF; i++) {
+      if ($i == "calls/s") r = $(i + 1); if ($i == "cpu_us/call") c = $(i + 1) } }
+    END { print r, c }' <<<"$out")
 }
 
 declare -A rates cpus
 for ((round = 1; round <= rounds; round++)); do
   for c in "${clients[@]}"; do
     log "round $round/$rounds: $c"
-    read -r rate cpu < <(run "$c")
+    run "$c"
     rates[$c]+="$rate "
     cpus[$c]+="$cpu "
   done
 done
 
-median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 summary=$(
   printf 'Client floor (bench/client-floor.sh), %s\n' "$(date -u +%FT%TZ)"
   printf 'machine:  %s CPUs, %s\n' "$(nproc)" "$(uname -sr)"
@@ -102,7 +102,7 @@ summary=$(
     "$(curl -s "$url" | wc -c)" "$rounds" "$duration" "$warmup"
   printf '%-16s %10s %14s   %s\n' client 'calls/s' 'CPU us/call' 'CPU us/call, every round'
   for c in "${clients[@]}"; do
-    printf '%-16s %10s %14s   %s\n' "$c" "$(median <<<"${rates[$c]}")" "$(median <<<"${cpus[$c]}")" "${cpus[$c]}"
+    printf '%-16s %10s %14s   %s\n' "$c" "$(bench_median <<<"${rates[$c]}")" "$(bench_median <<<"${cpus[$c]}")" "${cpus[$c]}"
   done
 )
 mkdir -p "$here/results"

@@ -30,6 +30,7 @@
 #   bench_cpu_seconds PID   user + system CPU seconds PID has used
 #   bench_pg_cpu_seconds    the same for the PostgreSQL server's processes
 #   cpu_ticks, cpu_shares   the machine's idle and steal share between two points
+#   bench_median            the median of the numbers on stdin (blank-separated)
 #
 # Everything started through bench_start_daemon, bench_run and pg_start is stopped, and
 # $tmp removed, when the script exits, however it exits.
@@ -264,4 +265,10 @@ cpu_ticks() {
 cpu_shares() {
   echo "$1 $2" | awk '{ t = $6 - $3; if (t <= 0) t = 1;
     printf "idle %.0f%%, steal %.0f%%", 100 * ($4 - $1) / t, 100 * ($5 - $2) / t }'
+}
+# The median of the numbers on stdin, separated by blanks or newlines; the mean
+# of the middle two for an even count.
+bench_median() {
+  tr -s '[:blank:]' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 }
+    END { if (NR) print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }

@@ -29,6 +29,7 @@ typedef struct
   guint n_sessions;
   guint next_session;
   gint64 counting_from_us; /* 0 while warming up */
+  double cpu_at_start;     /* CPU seconds when counting began */
   gint64 stop_at_us;
   guint64 calls;
   guint in_flight;
@@ -83,15 +84,13 @@ cpu_seconds (void)
          + (double) usage.ru_stime.tv_sec + (double) usage.ru_stime.tv_usec / 1e6;
 }
 
-static double cpu_at_start;
-
 static gboolean
 start_counting (gpointer user_data)
 {
   Floor *floor = user_data;
 
   floor->counting_from_us = g_get_monotonic_time ();
-  cpu_at_start = cpu_seconds ();
+  floor->cpu_at_start = cpu_seconds ();
   return G_SOURCE_REMOVE;
 }
 
@@ -141,7 +140,7 @@ main (void)
     send_one (&floor);
   g_main_loop_run (floor.loop);
   ended_us = g_get_monotonic_time ();
-  cpu = cpu_seconds () - cpu_at_start;
+  cpu = cpu_seconds () - floor.cpu_at_start;
 
   if (!floor.failed && floor.calls > 0)
     g_print ("calls %" G_GUINT64_FORMAT " calls/s %.0f cpu_us/call %.1f sessions %u max_conns %u "
