@@ -223,12 +223,12 @@ def test_orders_through_haproxy_with_retried_keys(cluster):
     assert again.json()["id"] == first.json()["id"]
 
 
-def post_in_one_write(port, path, payload, headers=(), method="POST"):
-    """POST (or another method) with the head and the body in one write, as
-    curl sends a small one, and return (status, X-Request-ID sent). HAProxy
-    keeps a request to send again only when it had all of it before sending
-    it on; requests writes the body after the head, so HAProxy would never
-    retry its POSTs whatever the configuration says."""
+def send_in_one_write(port, method, path, payload, headers=()):
+    """A request with the head and the JSON body (none when payload is None)
+    in one write, as curl sends a small one; returns (status, X-Request-ID
+    sent). HAProxy keeps a request to send again only when it had all of it
+    before sending it on; requests writes the body after the head, so HAProxy
+    would never retry its POSTs whatever the configuration says."""
     label = payload["title"] if payload is not None else path.strip("/")
     request_id = f"{method}-{label.replace(' ', '-').replace('/', '-')}-{uuid.uuid4()}"
     body = json.dumps(payload).encode() if payload is not None else b""
@@ -263,19 +263,18 @@ def test_only_safe_requests_are_sent_twice(odaemons, pg, tmp_path):
             gets = [requests.get(proxy.books("/v1/books?limit=1"), timeout=scaled(20))
                     for _ in range(4)]
             assert [g.status_code for g in gets] == [200] * 4
-            posts = [post_in_one_write(proxy.books_port, "/v1/books",
+            posts = [send_in_one_write(proxy.books_port, "POST", "/v1/books",
                                        {"title": f"once {i}", "author": "A", "price": "1.00"})
                      for i in range(4)]
-            keyed = [post_in_one_write(proxy.books_port, "/v1/books",
+            keyed = [send_in_one_write(proxy.books_port, "POST", "/v1/books",
                                        {"title": f"keyed {i}", "author": "A", "price": "1.00"},
                                        headers=[("Idempotency-Key", str(uuid.uuid4()))])
                      for i in range(4)]
-            puts = [post_in_one_write(proxy.books_port, f"/v1/books/{b['id']}",
-                                      {"title": f"put {i}", "author": "A", "price": "2.00"},
-                                      method="PUT")
+            puts = [send_in_one_write(proxy.books_port, "PUT", f"/v1/books/{b['id']}",
+                                      {"title": f"put {i}", "author": "A", "price": "2.00"})
                     for i, b in enumerate(to_put)]
-            deletes = [post_in_one_write(proxy.books_port, f"/v1/books/{b['id']}", None,
-                                         method="DELETE")
+            deletes = [send_in_one_write(proxy.books_port, "DELETE", f"/v1/books/{b['id']}",
+                                         None)
                        for b in to_delete]
         finally:
             books[0].send_signal(signal.SIGCONT)
