@@ -37,6 +37,17 @@ def order_posts(pair, request_id=None):
             and (request_id is None or r.get("REQUEST_ID") == request_id)]
 
 
+def wait_for_posts(pair, request_id, at_least=1):
+    """order_posts(pair, request_id) once it holds at least `at_least`
+    records: a record is written as the response leaves, and the worker (and
+    so the test) can act on the response first."""
+    def enough():
+        posts = order_posts(pair, request_id)
+        return posts if len(posts) >= at_least else None
+
+    return wait_for(enough, scaled(5), message=f"{at_least} POST(s) of {request_id} in the access log")
+
+
 def start(workers, redis_server, pair, **env):
     return start_worker(workers, redis_server, env={"ORDERS_API_URL": pair.orders.url(), **env})
 
@@ -54,8 +65,7 @@ def test_job_creates_an_order(workers, redis_server, rc, pair, book):
     wait_no_pending(rc, REQUESTS)
     assert worker_metric(w, "worker_jobs_completed_total", queue="create-order") == 1
     # the job's request id reached Orders
-    wait_for(lambda: order_posts(pair, "job-req-1"), scaled(5), message="the job's POST in the access log")
-    assert len(order_posts(pair, "job-req-1")) == 1
+    assert len(wait_for_posts(pair, "job-req-1")) == 1
 
 
 def test_job_delivered_twice_creates_one_order(workers, redis_server, rc, pair, book):
@@ -90,8 +100,7 @@ def test_unknown_book_is_rejected_and_not_retried(workers, redis_server, rc, pai
     assert "order_id" not in res
     wait_no_pending(rc, REQUESTS)  # acknowledged: nothing left to redeliver
     assert len(results(rc, job)) == 1
-    wait_for(lambda: order_posts(pair, "job-404"), scaled(5), message="the job's POST in the access log")
-    assert len(order_posts(pair, "job-404")) == 1
+    assert len(wait_for_posts(pair, "job-404")) == 1
     samples = scrape_worker(w)
     assert metric_value(samples, "worker_jobs_failed_total", queue="create-order", **{"class": "4xx"}) == 1
     assert metric_value(samples, "worker_jobs_claimed_total", queue="create-order") == 0
@@ -125,8 +134,7 @@ def test_books_outage_is_retried_until_it_ends(workers, redis_server, rc, pair, 
     assert res["outcome"] == "created", res
     assert pair.api.get(f"/v1/orders/{res['order_id']}").status_code == 200
     wait_no_pending(rc, REQUESTS)
-    wait_for(lambda: len(order_posts(pair, "job-outage")) >= 2, scaled(5),
-             message="both POSTs of the job in the access log")
+    wait_for_posts(pair, "job-outage", at_least=2)
     assert len(results(rc, job)) == 1
 
 
